@@ -120,6 +120,10 @@ export interface LoadInput {
   env: NodeJS.ProcessEnv;
   /** Keys of structured YAML sections the caller reads itself (not listed as options). */
   fileSections?: readonly string[];
+  /** Accept positional arguments (else they are an error). */
+  allowPositionals?: boolean;
+  /** Validate the structured sections; push problems to report them with all the others. */
+  validate?: (file: Record<string, unknown>, problems: string[]) => void;
 }
 
 export interface Loaded {
@@ -203,10 +207,14 @@ export function loadOptions(specs: readonly OptionSpec[], input: LoadInput): Loa
     if (error) problems.push(`${where}: ${error}`);
     else values[spec.key] = value;
   }
-  if (problems.length > 0) {
-    throw new LayerswarmError('CONFIG_INVALID', `invalid configuration:\n  - ${problems.join('\n  - ')}`, { detail: problems });
-  }
+  if (positionals.length > 0 && !input.allowPositionals) problems.push(`unexpected argument ${positionals[0]}`);
+  input.validate?.(file, problems);
+  if (problems.length > 0) throw configError(problems);
   return { values, file, positionals, help };
+}
+
+export function configError(problems: readonly string[]): LayerswarmError {
+  return new LayerswarmError('CONFIG_INVALID', `invalid configuration:\n  - ${problems.join('\n  - ')}`, { detail: problems });
 }
 
 /** The --help text: one paragraph per option with its flag, env, YAML key and default. */

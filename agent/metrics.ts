@@ -1,0 +1,35 @@
+/** The agent's Prometheus metrics (prom-client, one registry per agent instance). */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { StoreUsage } from './store/blob-store.ts';
+
+export interface AgentMetrics {
+  registry: Registry;
+  httpRequests: Counter<'route' | 'method' | 'status'>;
+  bytesServed: Counter<'source'>;
+  upstreamDuration: Histogram<'registry' | 'kind' | 'status'>;
+  blobFetches: Counter<'source' | 'result'>;
+  accessChecks: Counter<'result'>;
+  staleResponses: Counter;
+}
+
+export function createAgentMetrics(storeUsage: () => StoreUsage, manifestCount: () => number): AgentMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'layerswarm_process_' });
+  const registers = [registry];
+  new Gauge({ name: 'layerswarm_store_bytes', help: 'Bytes of verified blobs in the store.', registers, collect() { this.set(storeUsage().bytes); } });
+  new Gauge({ name: 'layerswarm_store_blobs', help: 'Blobs in the store.', registers, collect() { this.set(storeUsage().count); } });
+  new Gauge({ name: 'layerswarm_store_cap_bytes', help: 'Blob store size cap.', registers, collect() { this.set(storeUsage().capBytes); } });
+  new Gauge({ name: 'layerswarm_manifests_cached', help: 'Manifests in the by-digest cache.', registers, collect() { this.set(manifestCount()); } });
+  return {
+    registry,
+    httpRequests: new Counter({ name: 'layerswarm_http_requests_total', help: 'Registry endpoint requests by route, method and status.', labelNames: ['route', 'method', 'status'], registers }),
+    bytesServed: new Counter({ name: 'layerswarm_blob_bytes_served_total', help: 'Blob bytes sent to clients, by where the blob came from (cache: already stored; origin: fetched for this request).', labelNames: ['source'], registers }),
+    upstreamDuration: new Histogram({
+      name: 'layerswarm_upstream_request_duration_seconds', help: 'Time to the origin\'s response headers, by request kind and status.',
+      labelNames: ['registry', 'kind', 'status'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers,
+    }),
+    blobFetches: new Counter({ name: 'layerswarm_blob_fetches_total', help: 'Blob downloads into the store, by source and result (ok or error code).', labelNames: ['source', 'result'], registers }),
+    accessChecks: new Counter({ name: 'layerswarm_access_checks_total', help: 'Authorization checks before serving cached content, by result.', labelNames: ['result'], registers }),
+    staleResponses: new Counter({ name: 'layerswarm_stale_tag_responses_total', help: 'Tags answered from the last known digest because the origin was unreachable.', registers }),
+  };
+}

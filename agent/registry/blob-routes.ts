@@ -1,0 +1,68 @@
+/**
+ * GET/HEAD /v2/<name>/blobs/<digest>.
+ *
+ * Every blob is served from the store, i.e. only after its full sha256 was verified: a cache miss waits for the
+ * (shared) verified download, then streams from disk. Before any stored byte goes out, the origin's authorization of
+ * this client for this repository and blob is confirmed (AccessChecker).
+ */
+import { LayerswarmError } from '../../shared/errors.ts';
+import { parseDigest, type Digest } from '../../shared/digest.ts';
+import { withTimeout } from '../../shared/abort.ts';
+import type { BlobReader } from '../store/blob-store.ts';
+import type { PullRequest, RegistryContext } from './context.ts';
+import { parseRange } from './range.ts';
+
+export async function handleBlob(ctx: RegistryContext, pull: PullRequest): Promise<void> {
+  const digest = parseDigest(pull.path.reference);
+  const { registry, identity, reply } = pull;
+  const name = pull.path.name;
+  const checkSignal = withTimeout(pull.signal, ctx.settings.requestTimeout);
+
+  if (pull.method === 'HEAD') {
+    const stored = await ctx.store.stat(digest);
+    let size: number | undefined;
+    if (stored) {
+      await ctx.access.check(registry, name, identity, { kind: 'blob', digest: digest.value }, checkSignal);
+      size = stored.size;
+    } else {
+      size = (await ctx.upstream.headBlob(registry, name, digest.value, { identity, signal: checkSignal })).size;
+      ctx.access.record(registry, name, identity, digest.value);
+    }
+    blobHeaders(pull, digest);
+    if (size !== undefined) reply.header('Content-Length', size);
+    reply.code(200).send();
+    return;
+  }
+
+  await ctx.access.check(registry, name, identity, { kind: 'blob', digest: digest.value }, checkSignal);
+  let reader: BlobReader | undefined;
+  let source = 'cache';
+  let size = 0;
+  let range: ReturnType<typeof parseRange>;
+  for (let attempt = 0; reader === undefined; attempt++) {
+    // A blob can be evicted between ensure() and open() under heavy cache pressure: fetch again, once.
+    if (attempt > 1) throw new LayerswarmError('STORE_FULL', `blob ${digest.value} was evicted before it could be served; the store is too small`);
+    const outcome = await ctx.fetcher.ensure({ registry, name, digest, identity }, pull.signal);
+    if (outcome.source !== 'cache') source = outcome.source;
+    size = outcome.info.size;
+    range = parseRange(pull.request.headers.range, size);
+    reader = await ctx.store.open(digest, range);
+  }
+  blobHeaders(pull, digest);
+  reply.header('Content-Length', reader.size);
+  if (range) reply.code(206).header('Content-Range', `bytes ${range.start}-${range.end}/${size}`);
+  else reply.code(200);
+  const counter = ctx.metrics.bytesServed.labels(source);
+  reader.stream.on('data', (chunk: Buffer) => counter.inc(chunk.length));
+  pull.request.log.debug({ digest: digest.value, source, size: reader.size }, 'serving blob');
+  return reply.send(reader.stream);
+}
+
+function blobHeaders(pull: PullRequest, digest: Digest): void {
+  pull.reply
+    .header('Content-Type', 'application/octet-stream')
+    .header('Docker-Content-Digest', digest.value)
+    .header('Accept-Ranges', 'bytes')
+    .header('Etag', `"${digest.value}"`)
+    .header('Cache-Control', 'max-age=31536000');
+}

@@ -1,0 +1,93 @@
+/**
+ * The registry endpoint (fastify): the pull side of the OCI distribution API as containerd, Docker, Podman and skopeo
+ * use it, plus /healthz, /readyz and /metrics. build() is separate from listen() so tests can inject requests.
+ */
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { LayerswarmError } from '../../shared/errors.ts';
+import type { RegistryContext, PullRequest } from './context.ts';
+import { parseOciPath } from './oci-path.ts';
+import { replyError } from './error-reply.ts';
+import { handleBlob } from './blob-routes.ts';
+import { handleManifest } from './manifest-routes.ts';
+
+export function buildRegistryServer(ctx: RegistryContext): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: ctx.logger as FastifyBaseLogger,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
+    },
+    disableRequestLogging: true,
+    exposeHeadRoutes: false,
+    maxParamLength: 1024,
+    bodyLimit: 1024,
+    return503OnClosing: true,
+    requestTimeout: 0,
+  });
+  app.setErrorHandler((err, request, reply) => replyError(err, request, reply));
+  app.setNotFoundHandler((request, reply) =>
+    replyError(new LayerswarmError('UNSUPPORTED', `unsupported path ${JSON.stringify(request.url.slice(0, 200))}`, { status: 404 }), request, reply),
+  );
+  app.addHook('onResponse', async (request, reply) => {
+    const route = routeLabel(request);
+    ctx.metrics.httpRequests.labels(route, request.method, String(reply.statusCode)).inc();
+    request.log.info(
+      { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime), route },
+      'request completed',
+    );
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_request, reply) => {
+    if (!ctx.ready()) return reply.code(503).send({ status: 'not ready' });
+    return { status: 'ready' };
+  });
+  app.get('/metrics', async (_request, reply) => {
+    reply.type(ctx.metrics.registry.contentType);
+    return await ctx.metrics.registry.metrics();
+  });
+
+  const base = (_request: FastifyRequest, reply: FastifyReply): void => {
+    void reply.header('Docker-Distribution-API-Version', 'registry/2.0').type('application/json').send('{}');
+  };
+  app.route({ method: ['GET', 'HEAD'], url: '/v2/', handler: base });
+  app.route({ method: ['GET', 'HEAD'], url: '/v2', handler: base });
+  app.route({
+    method: ['GET', 'HEAD'],
+    url: '/v2/*',
+    handler: async (request, reply) => {
+      const url = new URL(request.url, 'http://mirror');
+      const path = parseOciPath(url.pathname);
+      const ns = url.searchParams.get('ns') ?? undefined;
+      const controller = new AbortController();
+      reply.raw.once('close', () => {
+        if (!reply.raw.writableFinished) controller.abort(new LayerswarmError('ABORTED', 'client went away'));
+      });
+      reply.header('Docker-Distribution-API-Version', 'registry/2.0');
+      const pull: PullRequest = {
+        path,
+        registry: ctx.resolver.resolve(ns),
+        identity: ctx.identityOf(request.headers.authorization),
+        method: request.method === 'HEAD' ? 'HEAD' : 'GET',
+        signal: controller.signal,
+        request,
+        reply,
+      };
+      if (path.kind === 'blobs') await handleBlob(ctx, pull);
+      else await handleManifest(ctx, pull);
+      return reply;
+    },
+  });
+  return app;
+}
+
+function routeLabel(request: FastifyRequest): string {
+  const url = request.url;
+  if (url.startsWith('/v2/')) {
+    if (url.includes('/blobs/')) return 'blob';
+    if (url.includes('/manifests/')) return 'manifest';
+    return url.length <= 4 ? 'base' : 'other';
+  }
+  return ['/healthz', '/readyz', '/metrics', '/v2'].includes(url) ? url : 'other';
+}

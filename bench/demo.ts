@@ -1,0 +1,81 @@
+/**
+ * `layerswarm demo` (npm run demo): the whole pull path on one machine, with real parts.
+ * Starts a real distribution registry as the origin, builds and pushes a generated 3-layer image, starts an agent
+ * (the real CLI, as a subprocess) in front of it, pulls the image through the agent with skopeo twice, verifies every
+ * layer digest, and shows the origin's blob egress for each pull (the second pull is served from the agent's cache).
+ */
+import { readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startRegistry } from '../test/fixtures/registry.ts';
+import { buildImage, pushImage, sha256Digest } from '../test/fixtures/images.ts';
+import { freePort } from '../test/fixtures/ports.ts';
+import { run, startProcess } from '../test/fixtures/process.ts';
+import { makeTempDir, removeTempDir } from '../test/fixtures/tmp.ts';
+
+const MiB = 2 ** 20;
+const cli = fileURLToPath(new URL('../bin/layerswarm.mjs', import.meta.url));
+
+function say(text: string): void {
+  console.log(`[demo] ${text}`);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  if (argv.includes('--help')) {
+    console.log('Usage: layerswarm demo [--keep]\n\nStarts an origin registry, an agent and pulls a generated image through it with skopeo.');
+    return 0;
+  }
+  const dir = await makeTempDir('layerswarm-demo-');
+  const cleanups: Array<() => Promise<void>> = [];
+  try {
+    say('starting the origin: a real distribution registry (docker-registry)');
+    const origin = await startRegistry({ auth: 'none' });
+    cleanups.push(() => origin.stop());
+    say(`origin at ${origin.url}`);
+
+    say('building a 3-layer image (8 + 16 + 24 MiB of random data) and pushing it with skopeo');
+    const image = await buildImage(join(dir, 'layout'), { tag: '1', layers: [{ size: 8 * MiB }, { size: 16 * MiB }, { size: 24 * MiB }] });
+    const pushed = await pushImage(image, `${origin.host}/demo/app:1`);
+    const layers = pushed.manifests[0]?.layers ?? [];
+    say(`pushed ${origin.host}/demo/app:1 = ${pushed.digest}`);
+
+    const port = await freePort();
+    say(`starting the agent: layerswarm agent --listen 127.0.0.1:${port} --origin ${origin.url}`);
+    const agent = await startProcess(process.execPath, [cli, 'agent', '--listen', `127.0.0.1:${port}`, '--origin', origin.url, '--data-dir', join(dir, 'agent'), '--log-level', 'warn'], {
+      name: 'agent',
+      ready: async (signal) => (await fetch(`http://127.0.0.1:${port}/readyz`, { signal })).ok,
+    });
+    cleanups.unshift(() => agent.stop());
+
+    for (const round of [1, 2]) {
+      origin.clearRequests();
+      const out = join(dir, `pull-${round}`);
+      const started = performance.now();
+      await run('skopeo', ['copy', '--src-tls-verify=false', `docker://127.0.0.1:${port}/demo/app:1`, `dir:${out}`], { timeoutMs: 120_000 });
+      const ms = performance.now() - started;
+      const files = await readdir(out);
+      for (const layer of layers) {
+        const hex = layer.digest.slice('sha256:'.length);
+        if (!files.includes(hex) || sha256Digest(await readFile(join(out, hex))) !== layer.digest) throw new Error(`layer ${layer.digest} missing or wrong in pull ${round}`);
+      }
+      const blobGets = (await origin.settledRequests()).filter((r) => r.method === 'GET' && r.path.includes('/blobs/'));
+      const egress = blobGets.reduce((n, r) => n + r.bytes, 0);
+      say(`pull ${round}: skopeo docker://127.0.0.1:${port}/demo/app:1 → dir: in ${ms.toFixed(0)} ms; ${layers.length} layers verified by sha256; ` +
+        `origin served ${blobGets.length} blob GETs, ${(egress / MiB).toFixed(1)} MiB`);
+    }
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    say('agent metrics:');
+    for (const line of metrics.split('\n')) {
+      if (/^layerswarm_(blob_bytes_served_total|blob_fetches_total|store_bytes|store_blobs|access_checks_total)/.test(line)) console.log(`         ${line}`);
+    }
+    say('done: the second pull was served from the agent\'s verified cache without blob traffic to the origin.');
+    return 0;
+  } catch (err) {
+    console.error(`[demo] failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+    return 1;
+  } finally {
+    for (const c of cleanups) await c().catch(() => {});
+    if (!argv.includes('--keep')) await removeTempDir(dir);
+    else say(`kept ${dir}`);
+  }
+}
