@@ -39,8 +39,8 @@ export interface AgentConfig {
 export const AGENT_OPTIONS: readonly OptionSpec[] = [
   { key: 'listen', type: 'hostport', default: { host: '127.0.0.1', port: 5050 }, doc: 'Address of the registry endpoint containerd/Docker/Podman use as mirror.' },
   { key: 'origin', type: 'url', required: true, doc: 'Default upstream registry URL, used when a request names no registry (no ?ns=).' },
-  { key: 'dataDir', type: 'string', default: '/var/lib/layerswarm', doc: 'Directory of the blob store and manifest cache.' },
-  { key: 'logLevel', type: 'enum', choices: LOG_LEVELS, default: 'info', doc: 'Log level (JSON logs on stdout).' },
+  { key: 'dataDir', type: 'string', metavar: 'DIR', default: '/var/lib/layerswarm', doc: 'Directory of the blob store and manifest cache.' },
+  { key: 'logLevel', type: 'enum', choices: LOG_LEVELS, metavar: 'LEVEL', default: 'info', doc: `Log level (JSON logs on stdout): ${LOG_LEVELS.join(', ')}.` },
   { key: 'storeMaxBytes', type: 'bytes', default: 20 * 2 ** 30, min: 2 ** 20, doc: 'Blob store size cap; least-recently-used blobs not being served are evicted above it.' },
   { key: 'manifestMaxBytes', type: 'bytes', default: 4 * 2 ** 20, min: 1024, max: 64 * 2 ** 20, doc: 'Largest manifest accepted from an origin.' },
   { key: 'maxManifests', type: 'int', default: 50_000, min: 10, doc: 'Manifests kept in the by-digest cache (least recently used are dropped).' },
@@ -52,7 +52,7 @@ export const AGENT_OPTIONS: readonly OptionSpec[] = [
   { key: 'staleIfError', type: 'bool', default: true, doc: 'When the origin is unreachable, answer a tag from its last known digest (marked X-Layerswarm-Stale).' },
   { key: 'staleMaxAge', type: 'duration', default: 24 * 3_600_000, min: 0, doc: 'Oldest tag resolution (and access decision) that stale-if-error may use.' },
   { key: 'allowAnyRegistry', type: 'bool', default: false, doc: 'Proxy any registry a client names with ?ns= (else only the origin and configured registries; others get 404 so the client goes to the origin itself).' },
-  { key: 'dockerConfig', type: 'string', doc: 'Docker config.json whose "auths" give the agent credentials per registry.' },
+  { key: 'dockerConfig', type: 'string', metavar: 'FILE', doc: 'Docker config.json whose "auths" give the agent credentials per registry.' },
   { key: 'shutdownTimeout', type: 'duration', default: 10_000, min: 0, doc: 'Grace period for in-flight requests on SIGTERM.' },
   { key: 'registries', type: 'list', fileOnly: true, default: [], doc: 'Upstream registries: list of {host, url, username, password}.' },
 ];

@@ -21,6 +21,8 @@ export interface OptionSpec {
   readonly choices?: readonly string[];
   readonly min?: number;
   readonly max?: number;
+  /** Placeholder in --help, e.g. DIR (default: from the type). */
+  readonly metavar?: string;
   /** Not settable by flag or env (structured YAML-only sections are handled by the caller). */
   readonly fileOnly?: boolean;
 }
@@ -54,7 +56,7 @@ function describe(value: unknown, type: OptionType): string {
     const hp = value as HostPort;
     return `${hp.host.includes(':') ? `[${hp.host}]` : hp.host}:${hp.port}`;
   }
-  if (Array.isArray(value)) return value.join(',');
+  if (Array.isArray(value)) return value.length === 0 ? 'none' : value.join(',');
   return String(value);
 }
 
@@ -213,6 +215,10 @@ export function loadOptions(specs: readonly OptionSpec[], input: LoadInput): Loa
   return { values, file, positionals, help };
 }
 
+const METAVARS: Record<OptionType, string> = {
+  string: 'TEXT', int: 'N', bool: '', bytes: 'SIZE', duration: 'DURATION', url: 'URL', hostport: 'HOST:PORT', enum: 'VALUE', list: 'A,B,...',
+};
+
 export function configError(problems: readonly string[]): LayerswarmError {
   return new LayerswarmError('CONFIG_INVALID', `invalid configuration:\n  - ${problems.join('\n  - ')}`, { detail: problems });
 }
@@ -222,7 +228,12 @@ export function formatHelp(usage: string, summary: string, specs: readonly Optio
   const lines = [`Usage: ${usage}`, '', summary, '', 'Options (flag, environment variable, config file key):', ''];
   lines.push('  --config FILE', '      YAML config file; any option below may be set there by its key. Env: LAYERSWARM_CONFIG.', '');
   for (const spec of specs) {
-    const head = spec.fileOnly ? `  ${spec.key} (config file only)` : `  ${flagName(spec.key)} ${spec.type === 'bool' ? '' : spec.type.toUpperCase()}`;
+    const metavar = spec.metavar ?? METAVARS[spec.type];
+    const head = spec.fileOnly
+      ? `  ${spec.key} (config file only)`
+      : spec.type === 'bool'
+        ? `  ${flagName(spec.key)}, --no-${flagName(spec.key).slice(2)}`
+        : `  ${flagName(spec.key)} ${metavar}`;
     lines.push(head.trimEnd());
     const dflt = spec.default !== undefined ? `Default: ${describe(spec.default, spec.type)}.` : spec.required ? 'Required.' : 'Default: unset.';
     lines.push(`      ${spec.doc} ${dflt}`);

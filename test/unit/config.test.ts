@@ -89,7 +89,7 @@ describe('agent config', () => {
         assert.ok(help.includes(envName(o.key)), o.key);
       }
     }
-    assert.match(help, /--store-max-bytes BYTES\n.*Default: 20GiB\./);
-    assert.match(help, /--listen HOSTPORT\n.*Default: 127\.0\.0\.1:5050\./);
+    assert.match(help, /--store-max-bytes SIZE\n.*Default: 20GiB\./);
+    assert.match(help, /--listen HOST:PORT\n.*Default: 127\.0\.0\.1:5050\./);
   });
 });
