@@ -3,7 +3,8 @@
  * on this machine (see bench/README.md).
  *
  *  1. Cache-hit throughput: GET of a large blob (default 1 GiB) already in the agent's store vs the same blob straight
- *     from the registry, curl -o /dev/null, interleaved repetitions; plus a plain node:http file server as reference.
+ *     from the registry, curl -o /dev/null, interleaved repetitions. Diagnostics on the side: the same store served
+ *     by a freshly restarted agent (no cold fetch in its past) and by a plain node:http file server (reference).
  *  2. Cold pull: skopeo copy of a 3-layer image through a fresh agent (empty data dir) vs straight from the registry.
  *  3. Agent RSS (VmRSS, sampled every 20 ms) during cold fetch+serve of a small and the large blob: flat in blob size
  *     when the agent streams.
@@ -47,7 +48,14 @@ const IDLE_MS = 1000;
 /** Sampling continues this long after the GET finished. */
 const TAIL_MS = 300;
 
-type GetSide = 'agent' | 'registry' | 'reference';
+type GetSide = 'agent' | 'registry' | 'restarted' | 'reference';
+const GET_SIDES: readonly GetSide[] = ['agent', 'registry', 'restarted', 'reference'];
+const SIDE_NAME: Record<GetSide, string> = {
+  agent: 'agent',
+  registry: 'registry',
+  restarted: 'agent, restarted',
+  reference: 'node:http+fs (ref)',
+};
 type PullSide = 'agent' | 'direct';
 
 interface GetRun {
@@ -202,17 +210,21 @@ export async function main(argv: string[]): Promise<number> {
     if ((await stat(blobFile)).size !== big.bytes) throw new Error(`agent store file ${blobFile} has the wrong size`);
     const reference = await startFileServer(blobFile);
     cleanups.unshift(() => reference.stop());
+    // Diagnostic: a second agent process on the same store, which has not fetched anything (read-only use of the dir).
+    const restarted = await startAgentProcess({ ...agentOptions('agent-large'), logFile: join(work, 'agent-large-restarted.log') });
+    cleanups.unshift(() => restarted.stop());
     const servers: Record<GetSide, { url: string; pid: number | undefined }> = {
       agent: { url: big.url(bigAgent.url), pid: bigAgent.pid },
       registry: { url: big.url(registry.url), pid: registryPid },
+      restarted: { url: big.url(restarted.url), pid: restarted.pid },
       reference: { url: `${reference.url}/blob`, pid: reference.pid },
     };
-    say(`cache-hit GETs of ${humanBytes(big.bytes)}: one warm-up per side, then ${opts.reps} interleaved reps (agent, registry, reference)`);
-    for (const side of ['agent', 'registry', 'reference'] as const) await curlGet(servers[side].url, big.bytes);
+    say(`cache-hit GETs of ${humanBytes(big.bytes)}: one warm-up per side, then ${opts.reps} interleaved reps (${GET_SIDES.map((x) => SIDE_NAME[x]).join(', ')})`);
+    for (const side of GET_SIDES) await curlGet(servers[side].url, big.bytes);
     const warmSampler = new RssSampler({ agent: bigAgent.pid, registry: registryPid }, opts.sampleMs).start();
     const getRuns: GetRun[] = [];
     for (let rep = 1; rep <= opts.reps; rep++) {
-      for (const side of ['agent', 'registry', 'reference'] as const) {
+      for (const side of GET_SIDES) {
         const { pid, url } = servers[side];
         const cpu0 = pid === undefined ? undefined : await readCpuSeconds(pid);
         const r: CurlResult = await curlGet(url, big.bytes);
@@ -222,11 +234,12 @@ export async function main(argv: string[]): Promise<number> {
           serverCpuSeconds: cpu0 !== undefined && cpu1 !== undefined ? cpu1 - cpu0 : null,
         };
         getRuns.push(run);
-        say(`  rep ${rep} ${side.padEnd(9)} ${run.mbps.toFixed(0).padStart(5)} MB/s  (${run.seconds.toFixed(2)} s, server CPU ${fixed(run.serverCpuSeconds ?? undefined, 2)} s, curl CPU ${run.clientCpuSeconds.toFixed(2)} s)`);
+        say(`  rep ${rep} ${SIDE_NAME[side].padEnd(18)} ${run.mbps.toFixed(0).padStart(5)} MB/s  (${run.seconds.toFixed(2)} s, server CPU ${fixed(run.serverCpuSeconds ?? undefined, 2)} s, curl CPU ${run.clientCpuSeconds.toFixed(2)} s)`);
       }
     }
     const warmTrace = await warmSampler.stop();
     await reference.stop();
+    await restarted.stop();
     await bigAgent.stop();
     if (!opts.keep) await rm(join(work, 'agent-large'), { recursive: true, force: true });
 
@@ -427,6 +440,7 @@ function buildResult(input: BuildInput) {
   const agentTp = sideSummary(getRuns, 'agent');
   const registryTp = sideSummary(getRuns, 'registry');
   const referenceTp = sideSummary(getRuns, 'reference');
+  const restartedTp = sideSummary(getRuns, 'restarted');
   const throughputRatio = agentTp.median / registryTp.median;
   const agentPull = summarize(pullRuns.filter((r) => r.side === 'agent').map((r) => r.seconds));
   const directPull = summarize(pullRuns.filter((r) => r.side === 'direct').map((r) => r.seconds));
@@ -475,11 +489,13 @@ function buildResult(input: BuildInput) {
       runs: getRuns,
       agent: agentTp,
       registry: registryTp,
+      restarted: restartedTp,
       reference: referenceTp,
       ratio: throughputRatio,
       referenceRatio: agentTp.median / referenceTp.median,
+      restartedRatio: restartedTp.median / registryTp.median,
       pass: throughputRatio >= TARGET_THROUGHPUT_RATIO,
-      serverCpuSecondsPerGiB: { agent: cpuPerGiB('agent'), registry: cpuPerGiB('registry'), reference: cpuPerGiB('reference') },
+      serverCpuSecondsPerGiB: { agent: cpuPerGiB('agent'), registry: cpuPerGiB('registry'), restarted: cpuPerGiB('restarted'), reference: cpuPerGiB('reference') },
       agentWarmServePeakRssKiB: peakKiB(warmAgent),
       registryWarmServePeakRssKiB: peakKiB(input.warmTrace['registry'] ?? []),
     },
@@ -528,13 +544,13 @@ function report(r: ServeResult): string {
   const cpu = tp.serverCpuSecondsPerGiB;
   lines.push(formatTable([
     ['server', 'median MB/s', 'min', 'max', 'server CPU s/GiB', 'reps MB/s'],
-    ...(['agent', 'registry', 'reference'] as const).map((side) => {
+    ...GET_SIDES.map((side) => {
       const s = tp[side];
       const reps = tp.runs.filter((x) => x.side === side).map((x) => x.mbps.toFixed(0)).join(' ');
-      const name = side === 'reference' ? 'node:http+fs (ref)' : side;
-      return [name, fixed(s.median, 0), fixed(s.min, 0), fixed(s.max, 0), fixed(cpu[side], 2), reps];
+      return [SIDE_NAME[side], fixed(s.median, 0), fixed(s.min, 0), fixed(s.max, 0), fixed(cpu[side], 2), reps];
     }),
   ], ['l', 'r', 'r', 'r', 'r', 'l']));
+  lines.push(`agent = the process that did the cold fetch; "agent, restarted" = a fresh agent process on the same store: ${fixed(tp.restartedRatio, 2)} × registry`);
   lines.push(`agent / reference (plain Node streaming the same file): ${fixed(tp.referenceRatio, 2)}`);
   lines.push('');
   lines.push('cold pull detail (skopeo copy → dir:, fresh agent data dir per rep)');
@@ -566,7 +582,7 @@ function report(r: ServeResult): string {
 
 // ---- figure ---------------------------------------------------------------------------------------
 
-const COLOR = { agent: '#2b6cb0', baseline: '#9c9c9c', reference: '#d69e2e', idle: '#a0aec0', peak: '#2b6cb0', registry: '#9c9c9c', small: '#38a169', large: '#c53030' };
+const COLOR = { agent: '#2b6cb0', baseline: '#9c9c9c', reference: '#d69e2e', restarted: '#90cdf4', idle: '#a0aec0', peak: '#2b6cb0', registry: '#9c9c9c', small: '#38a169', large: '#c53030' };
 
 function figure(r: ServeResult): Figure {
   const tp = r.throughput;
@@ -592,6 +608,7 @@ function figure(r: ServeResult): Figure {
           bars: [
             { label: 'agent (from its store)', value: tp.agent.median, color: COLOR.agent, points: pts('agent', 'mbps', tp.runs) },
             { label: 'registry (baseline)', value: tp.registry.median, color: COLOR.baseline, points: pts('registry', 'mbps', tp.runs) },
+            { label: 'agent restarted (diagnostic)', value: tp.restarted.median, color: COLOR.restarted, points: pts('restarted', 'mbps', tp.runs) },
             { label: 'node:http+fs (reference)', value: tp.reference.median, color: COLOR.reference, points: pts('reference', 'mbps', tp.runs) },
           ],
         }],
@@ -643,7 +660,12 @@ function figure(r: ServeResult): Figure {
           { label: `agent, ${blob}`, color: COLOR.large, points: rel(r.rss.large, 'agent') },
           { label: `registry, ${blob}`, color: COLOR.registry, points: rel(r.rss.large, 'registry') },
         ],
-        note: `${blob}: first byte at ${fixed(r.rss.large.ttfbSeconds, 1)} s into the GET (whole blob fetched+verified first), last at ${fixed(r.rss.large.seconds, 1)} s`,
+        markers: [
+          { x: r.rss.large.getStartMs / 1000, label: 'GET sent', color: '#444' },
+          { x: (r.rss.large.getStartMs / 1000) + r.rss.large.ttfbSeconds, label: `${blob}: first byte`, color: COLOR.large },
+          { x: (r.rss.large.getStartMs / 1000) + r.rss.large.seconds, label: `${blob}: last byte`, color: COLOR.large },
+        ],
+        note: `${blob}: first byte ${fixed(r.rss.large.ttfbSeconds, 2)} s after the GET (the whole blob is fetched, hashed and fsynced first), last byte after ${fixed(r.rss.large.seconds, 2)} s`,
       },
     ],
   };

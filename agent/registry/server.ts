@@ -4,7 +4,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { LayerswarmError } from '../../shared/errors.ts';
+import { isLayerswarmError, LayerswarmError } from '../../shared/errors.ts';
+import { withTimeout } from '../../shared/abort.ts';
 import type { RegistryContext, PullRequest } from './context.ts';
 import { parseOciPath } from './oci-path.ts';
 import { replyError } from './error-reply.ts';
@@ -26,9 +27,13 @@ export function buildRegistryServer(ctx: RegistryContext): FastifyInstance {
     requestTimeout: 0,
   });
   app.setErrorHandler((err, request, reply) => replyError(err, request, reply));
-  app.setNotFoundHandler((request, reply) =>
-    replyError(new LayerswarmError('UNSUPPORTED', `unsupported path ${JSON.stringify(request.url.slice(0, 200))}`, { status: 404 }), request, reply),
-  );
+  app.setNotFoundHandler((request, reply) => {
+    const pushAttempt = request.url.startsWith('/v2/') && request.method !== 'GET' && request.method !== 'HEAD';
+    const err = pushAttempt
+      ? new LayerswarmError('UNSUPPORTED', `${request.method} is not supported: this mirror serves pulls only`)
+      : new LayerswarmError('UNSUPPORTED', `unsupported path ${JSON.stringify(request.url.slice(0, 200))}`, { status: 404 });
+    return replyError(err, request, reply);
+  });
   app.addHook('onResponse', async (request, reply) => {
     const route = routeLabel(request);
     ctx.metrics.httpRequests.labels(route, request.method, String(reply.statusCode)).inc();
@@ -48,8 +53,21 @@ export function buildRegistryServer(ctx: RegistryContext): FastifyInstance {
     return await ctx.metrics.registry.metrics();
   });
 
-  const base = (_request: FastifyRequest, reply: FastifyReply): void => {
-    void reply.header('Docker-Distribution-API-Version', 'registry/2.0').type('application/json').send('{}');
+  // GET /v2/ relays the origin's challenge when the agent cannot act for this client (no credentials of its own for
+  // the registry, none from the client): skopeo, podman and docker only authenticate after a 401 here. An unreachable
+  // origin still gets a 200: cached content may be served.
+  const base = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
+    reply.header('Docker-Distribution-API-Version', 'registry/2.0');
+    const q = request.url.indexOf('?');
+    const ns = q >= 0 ? (new URLSearchParams(request.url.slice(q + 1)).get('ns') ?? undefined) : undefined;
+    try {
+      const registry = ctx.resolver.resolve(ns);
+      await ctx.upstream.ping(registry, { identity: ctx.identityOf(request.headers.authorization), signal: withTimeout(undefined, ctx.settings.requestTimeout) });
+    } catch (err) {
+      if (isLayerswarmError(err, 'UNAUTHORIZED') || isLayerswarmError(err, 'DENIED')) return replyError(err, request, reply);
+      request.log.debug({ err }, 'origin ping failed; answering /v2/ from the mirror');
+    }
+    return reply.type('application/json').send('{}');
   };
   app.route({ method: ['GET', 'HEAD'], url: '/v2/', handler: base });
   app.route({ method: ['GET', 'HEAD'], url: '/v2', handler: base });
@@ -57,9 +75,10 @@ export function buildRegistryServer(ctx: RegistryContext): FastifyInstance {
     method: ['GET', 'HEAD'],
     url: '/v2/*',
     handler: async (request, reply) => {
-      const url = new URL(request.url, 'http://mirror');
-      const path = parseOciPath(url.pathname);
-      const ns = url.searchParams.get('ns') ?? undefined;
+      // The raw path, not new URL(): URL parsing would resolve "../" segments before they can be rejected.
+      const q = request.url.indexOf('?');
+      const path = parseOciPath(q >= 0 ? request.url.slice(0, q) : request.url);
+      const ns = q >= 0 ? (new URLSearchParams(request.url.slice(q + 1)).get('ns') ?? undefined) : undefined;
       const controller = new AbortController();
       reply.raw.once('close', () => {
         if (!reply.raw.writableFinished) controller.abort(new LayerswarmError('ABORTED', 'client went away'));

@@ -26,7 +26,7 @@ const TOKEN_RE = /^[\x21-\x7e]+$/;
 export interface AuthRequest {
   readonly registry: UpstreamRegistry;
   readonly identity: Identity;
-  /** e.g. "repository:library/alpine:pull" */
+  /** e.g. "repository:library/alpine:pull"; "" for none (the /v2/ endpoint). */
   readonly scope: string;
   readonly signal: AbortSignal;
   /** The origin's WWW-Authenticate as received, relayed on UNAUTHORIZED so the client can answer it itself. */
@@ -139,7 +139,7 @@ export class Authenticator {
     if (credentials !== undefined) {
       const form = new URLSearchParams({ grant_type: 'password', username: credentials.username, password: credentials.password });
       if (service !== undefined) form.set('service', service);
-      form.set('scope', req.scope);
+      if (req.scope !== '') form.set('scope', req.scope);
       form.set('client_id', CLIENT_ID);
       const posted = await this.#tokenRequest(req, 'POST', realm, {
         'content-type': 'application/x-www-form-urlencoded; charset=utf-8',
@@ -149,7 +149,7 @@ export class Authenticator {
     }
     const url = new URL(realm);
     if (service !== undefined) url.searchParams.set('service', service);
-    url.searchParams.append('scope', req.scope);
+    if (req.scope !== '') url.searchParams.append('scope', req.scope);
     const headers: Record<string, string> = credentials !== undefined ? { authorization: basicAuthorization(credentials) } : {};
     const got = await this.#tokenRequest(req, 'GET', url, headers);
     if (got.kind === 'token') return got.token;

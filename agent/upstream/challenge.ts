@@ -70,7 +70,7 @@ export function selectChallenge(challenges: readonly Challenge[]): BearerChallen
 
 /**
  * A challenge as a header value, e.g. to relay a remembered challenge for another repository: Bearer with its realm,
- * service and the given scope; Basic with its realm.
+ * service and the given scope (its own when undefined, none when ""); Basic with its realm.
  */
 export function formatChallenge(challenge: BasicChallenge | BearerChallenge, scope?: string): string {
   const params: Array<[string, string | undefined]> =
@@ -78,7 +78,7 @@ export function formatChallenge(challenge: BasicChallenge | BearerChallenge, sco
       ? [['realm', challenge.realm]]
       : [['realm', challenge.realm], ['service', challenge.service], ['scope', scope ?? challenge.scope]];
   const text = params
-    .filter((p): p is [string, string] => p[1] !== undefined)
+    .filter((p): p is [string, string] => p[1] !== undefined && p[1] !== '')
     .map(([k, v]) => `${k}="${v.replace(/["\\]/g, '\\$&')}"`)
     .join(',');
   const name = challenge.scheme === 'basic' ? 'Basic' : 'Bearer';

@@ -30,7 +30,7 @@ const MAX_ERROR_BODY = 64 * 1024;
 const MAX_REMEMBERED_CHALLENGES = 256;
 const DIGEST_RE = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
 
-export type UpstreamRequestKind = 'manifest' | 'blob' | 'head' | 'token';
+export type UpstreamRequestKind = 'manifest' | 'blob' | 'head' | 'token' | 'ping';
 
 export interface UpstreamRequestEvent {
   /** UpstreamRegistry.host */
@@ -60,6 +60,7 @@ export interface UpstreamClientOptions {
   readonly tokenCache?: TokenCache;
 }
 
+
 /** The repository name at the origin: Docker Hub's official images live under "library/". */
 export function upstreamName(registry: UpstreamRegistry, name: string): string {
   return registry.dockerHub && !name.includes('/') ? `library/${name}` : name;
@@ -71,7 +72,10 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
 
 interface Exchange {
   readonly registry: UpstreamRegistry;
+  /** Repository (upstream name derived from it); "" for /v2/ itself (token scope ""). */
   readonly name: string;
+  /** false: a 401 is relayed at once, nothing is sent to answer it. Default true. */
+  readonly answerChallenges?: boolean;
   readonly kind: Exclude<UpstreamRequestKind, 'token'>;
   readonly method: 'GET' | 'HEAD';
   readonly url: URL;
@@ -186,6 +190,22 @@ class HttpUpstreamClient implements UpstreamClient {
     return size !== undefined ? { size } : {};
   }
 
+  async ping(registry: UpstreamRegistry, options: RequestOptions): Promise<void> {
+    const url = new URL(`${registry.baseUrl.replace(/\/+$/, '')}/v2/`);
+    const anonymous = options.identity.kind === 'agent' && registry.credentials === undefined;
+    const res = await this.#exchange({
+      registry, name: '', url, kind: 'ping', method: 'GET', headers: {}, identity: options.identity, signal: options.signal,
+      answerChallenges: !anonymous,
+    });
+    const what = `ping ${safeUrl(url)}`;
+    if (res.status === 200) return discard(res);
+    if (res.status === 404) {
+      await discard(res);
+      throw new LayerswarmError('UPSTREAM_ERROR', `${what}: not a registry (404 on /v2/)`, { detail: { upstreamStatus: 404 } });
+    }
+    throw await this.#statusError(res, 'manifest', what);
+  }
+
   async close(): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const graceful = this.#dispatcher.close().then(() => true);
@@ -213,12 +233,14 @@ class HttpUpstreamClient implements UpstreamClient {
   async #exchange(x: Exchange): Promise<HttpResponse> {
     const { registry } = x;
     const log = this.#log.child({ registry: registry.host, kind: x.kind });
-    const authReq: AuthRequest = { registry, identity: x.identity, scope: repositoryScope(upstreamName(registry, x.name)), signal: x.signal };
-    let authorization = this.#auth.cached(authReq);
+    const scope = x.name === '' ? '' : repositoryScope(upstreamName(registry, x.name));
+    const authReq: AuthRequest = { registry, identity: x.identity, scope, signal: x.signal };
+    const answer = x.answerChallenges ?? true;
+    let authorization = answer ? this.#auth.cached(authReq) : undefined;
     /** The challenge `authorization` was just obtained for (not from the cache): retrying that same challenge is futile. */
     let answered: BasicChallenge | BearerChallenge | undefined;
     const known = this.#challenges.get(registry.baseUrl);
-    if (authorization === undefined && known !== undefined) {
+    if (answer && authorization === undefined && known !== undefined) {
       authorization = await this.#auth.authorize({ ...authReq, challengeHeader: formatChallenge(known, authReq.scope) }, known);
       answered = known;
     }
@@ -253,6 +275,7 @@ class HttpUpstreamClient implements UpstreamClient {
           detail: { upstreamStatus: 401 },
           ...(challengeHeader !== undefined ? { headers: { 'WWW-Authenticate': challengeHeader } } : {}),
         });
+      if (!answer) throw relay('origin requires authentication');
       if (attempt > 0 || (answered !== undefined && challenge !== undefined && sameChallenge(answered, challenge))) {
         throw relay('origin refused the credentials');
       }

@@ -2,7 +2,7 @@
  * Credentials: the agent's own, per registry host (agent config `registries` entries, then a Docker config.json's
  * `auths`), and the identity a client request carries in its Authorization header.
  */
-import { createHash } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { LayerswarmError } from '../../shared/errors.ts';
 import type { Credentials, Identity } from './types.ts';
@@ -183,6 +183,9 @@ export function identityFromAuthorization(header: string | undefined): Identity 
   throw bad(`unsupported scheme ${JSON.stringify(scheme.slice(0, 20))}`);
 }
 
+/** Keyed with a per-process random key, so identity keys (which may appear in logs) cannot be brute-forced offline. */
+const IDENTITY_KEY = randomBytes(32);
+
 function sha256Hex32(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex').slice(0, 32);
+  return createHmac('sha256', IDENTITY_KEY).update(text, 'utf8').digest('hex').slice(0, 32);
 }

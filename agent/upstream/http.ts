@@ -225,6 +225,9 @@ function mappedBody(src: Readable, signal: AbortSignal, what: string, idleMs: nu
       out.destroy(signal.aborted ? abortError(signal, what) : new LayerswarmError('UPSTREAM_UNAVAILABLE', `${what}: body closed early`));
     }
   });
+  // Readers see errors through pipeline() / async iteration / their own listener. This one only keeps a stream nobody
+  // reads (a caller that dropped it without destroying it) from crashing the process when its idle timer fires.
+  out.on('error', ignore);
   arm();
   return out;
 }

@@ -73,5 +73,12 @@ export interface UpstreamClient {
   blob(registry: UpstreamRegistry, name: string, digest: string, options: RequestOptions & { offset: number }): Promise<BlobResult>;
   /** HEAD a blob: resolves with its size when the identity may read it; rejects otherwise. */
   headBlob(registry: UpstreamRegistry, name: string, digest: string, options: RequestOptions): Promise<{ size?: number }>;
+  /**
+   * `GET /v2/` as `identity`, for the agent's own `GET /v2/`. An identity with something to authenticate with (the
+   * client's Basic credentials or Bearer token, or the agent's configured credentials) answers the origin's
+   * challenge; an anonymous one does not, so the origin's 401 comes back as UNAUTHORIZED with its WWW-Authenticate.
+   * That matters for skopeo, podman and docker: they only authenticate after seeing a challenge at /v2/.
+   */
+  ping(registry: UpstreamRegistry, options: RequestOptions): Promise<void>;
   close(): Promise<void>;
 }

@@ -47,6 +47,8 @@ export interface LinePanel {
   note?: string;
   /** Lower end of the y axis (default 0). */
   yMin?: number;
+  /** Vertical dashed lines at x values. */
+  markers?: Array<{ x: number; label: string; color: string }>;
 }
 
 export type Panel = BarPanel | LinePanel;
@@ -103,23 +105,46 @@ function yAxis(x0: number, y0: number, w: number, h: number, min: number, max: n
   return out.join('\n');
 }
 
-function legend(x: number, y: number, entries: Array<{ label: string; color: string; hatched?: boolean }>): string {
+/** Legend entries in a row, wrapping at `right`; returns the SVG and the y of the last row. */
+function legend(x: number, y: number, right: number, entries: Array<{ label: string; color: string; hatched?: boolean }>): { svg: string; lastY: number } {
   const out: string[] = [];
   let cx = x;
+  let cy = y;
   for (const e of entries) {
+    const w = 15 + e.label.length * 6 + 14;
+    if (cx > x && cx + w - 14 > right) {
+      cx = x;
+      cy += 15;
+    }
     const fill = e.hatched ? 'url(#hatch)' : e.color;
-    out.push(`<rect x="${cx}" y="${y - 9}" width="11" height="11" fill="${fill}" stroke="${e.color}"/>`);
-    out.push(`<text x="${cx + 15}" y="${y}" font-size="11" fill="#333">${esc(e.label)}</text>`);
-    cx += 15 + e.label.length * 6.2 + 14;
+    out.push(`<rect x="${cx}" y="${cy - 9}" width="11" height="11" fill="${fill}" stroke="${e.color}"/>`);
+    out.push(`<text x="${cx + 15}" y="${cy}" font-size="11" fill="#333">${esc(e.label)}</text>`);
+    cx += w;
   }
-  return out.join('\n');
+  return { svg: out.join('\n'), lastY: cy };
+}
+
+/** Note text under a panel, wrapped to about `maxChars` per line. */
+function note(x: number, y: number, text: string, maxChars: number): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line && line.length + 1 + word.length > maxChars) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = line ? `${line} ${word}` : word;
+    }
+  }
+  if (line) lines.push(line);
+  return lines.map((l, i) => `<text x="${x}" y="${y + i * 14}" font-size="11" fill="#444">${esc(l)}</text>`).join('\n');
 }
 
 function barPanel(p: BarPanel, ox: number, oy: number): string {
   const x0 = ox + 64;
   const y0 = oy + 34;
   const w = PANEL_W - 64 - 16;
-  const h = PANEL_H - 34 - 78;
+  const h = PANEL_H - 34 - 96;
   const all = p.groups.flatMap((g) => g.bars.flatMap((b) => [b.value, ...(b.points ?? [])]));
   const { max, step } = axisMax([...all, ...(p.refLines ?? []).map((r) => r.value)]);
   const yOf = (v: number): number => y0 + h - (Math.max(0, v) / max) * h;
@@ -148,17 +173,19 @@ function barPanel(p: BarPanel, ox: number, oy: number): string {
         const dx = arr.length > 1 ? ((i / (arr.length - 1)) - 0.5) * bw * 0.5 : 0;
         out.push(`<circle cx="${(bx + bw / 2 + dx).toFixed(1)}" cy="${yOf(v).toFixed(1)}" r="3" fill="#fff" stroke="#222" stroke-width="1.2"/>`);
       });
-      out.push(`<text x="${(bx + bw / 2).toFixed(1)}" y="${(by - 5).toFixed(1)}" text-anchor="middle" font-size="11" fill="#222">${fmt(b.value, p.digits ?? 0)}</text>`);
+      const top = Math.min(by, ...(b.points ?? []).map((v) => yOf(v) - 4));
+      out.push(`<text x="${(bx + bw / 2).toFixed(1)}" y="${(top - 5).toFixed(1)}" text-anchor="middle" font-size="11" font-weight="bold" fill="#222">${fmt(b.value, p.digits ?? 0)}</text>`);
     });
     out.push(`<text x="${(x0 + gi * groupW + groupW / 2).toFixed(1)}" y="${y0 + h + 16}" text-anchor="middle" font-size="12" fill="#222">${esc(g.label)}</text>`);
   });
   for (const r of p.refLines ?? []) {
     const y = yOf(r.value).toFixed(1);
     out.push(`<line x1="${x0}" x2="${x0 + w}" y1="${y}" y2="${y}" stroke="${r.color}" stroke-width="1.5" stroke-dasharray="6 4"/>`);
-    out.push(`<text x="${x0 + w - 4}" y="${Number(y) - 4}" text-anchor="end" font-size="11" fill="${r.color}">${esc(r.label)}</text>`);
+    out.push(`<text x="${x0 + 6}" y="${Number(y) - 4}" font-size="11" fill="${r.color}">${esc(r.label)}</text>`);
   }
-  out.push(legend(x0, y0 + h + 38, [...legendEntries.values()]));
-  if (p.note) out.push(`<text x="${x0}" y="${y0 + h + 60}" font-size="11" fill="#444">${esc(p.note)}</text>`);
+  const leg = legend(x0 - 50, y0 + h + 36, ox + PANEL_W - 10, [...legendEntries.values()]);
+  out.push(leg.svg);
+  if (p.note) out.push(note(x0 - 50, leg.lastY + 18, p.note, 85));
   return out.join('\n');
 }
 
@@ -166,7 +193,7 @@ function linePanel(p: LinePanel, ox: number, oy: number): string {
   const x0 = ox + 64;
   const y0 = oy + 34;
   const w = PANEL_W - 64 - 16;
-  const h = PANEL_H - 34 - 78;
+  const h = PANEL_H - 34 - 96;
   const xs = p.series.flatMap((s) => s.points.map(([x]) => x));
   const ys = p.series.flatMap((s) => s.points.map(([, y]) => y));
   const xAxis = axisMax(xs.length ? [Math.max(...xs) / 1.12] : [1]);
@@ -187,8 +214,14 @@ function linePanel(p: LinePanel, ox: number, oy: number): string {
     const d = s.points.map(([x, y], i) => `${i === 0 ? 'M' : 'L'}${X(x).toFixed(1)},${Y(y).toFixed(1)}`).join(' ');
     out.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="1.6"/>`);
   }
-  out.push(legend(x0, y0 + h + 48, p.series.map((s) => ({ label: s.label, color: s.color }))));
-  if (p.note) out.push(`<text x="${x0}" y="${y0 + h + 66}" font-size="11" fill="#444">${esc(p.note)}</text>`);
+  (p.markers ?? []).forEach((m, i) => {
+    const x = X(m.x).toFixed(1);
+    out.push(`<line x1="${x}" x2="${x}" y1="${y0}" y2="${y0 + h}" stroke="${m.color}" stroke-width="1" stroke-dasharray="4 3"/>`);
+    out.push(`<text x="${Number(x) + 3}" y="${y0 + 12 + i * 13}" font-size="10" fill="${m.color}">${esc(m.label)}</text>`);
+  });
+  const leg = legend(x0 - 50, y0 + h + 46, ox + PANEL_W - 10, p.series.map((s) => ({ label: s.label, color: s.color })));
+  out.push(leg.svg);
+  if (p.note) out.push(note(x0 - 50, leg.lastY + 18, p.note, 85));
   return out.join('\n');
 }
 

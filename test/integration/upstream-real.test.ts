@@ -5,8 +5,9 @@ import { readFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { isLayerswarmError, type ErrorCode } from '../../shared/errors.ts';
 import { createUpstreamClient } from '../../agent/upstream/client.ts';
+import type { UpstreamClient } from '../../agent/upstream/types.ts';
 import { identityFromAuthorization } from '../../agent/upstream/credentials.ts';
-import type { Identity, UpstreamClient, UpstreamRegistry } from '../../agent/upstream/types.ts';
+import type { Identity, UpstreamRegistry } from '../../agent/upstream/types.ts';
 import { MEDIA, buildImage, pushImage, sha256Digest, type BuiltImage, type PushedImage } from '../fixtures/images.ts';
 import { startRegistry, type Registry } from '../fixtures/registry.ts';
 import { makeTempDir, removeTempDir } from '../fixtures/tmp.ts';
@@ -108,6 +109,14 @@ describe('real registry, htpasswd auth', () => {
     assert.equal(sha256Digest(m.body), docker.digest);
   });
 
+  void test('ping (/v2/): credentials answer the challenge, the anonymous get it relayed', async () => {
+    const signal = AbortSignal.timeout(15_000);
+    await client.ping(registry, { identity: basic('alice', 'alice-pw'), signal });
+    await client.ping({ ...registry, credentials: { username: 'alice', password: 'alice-pw' } }, { identity: AGENT, signal });
+    await assert.rejects(client.ping(registry, { identity: AGENT, signal }), (err) =>
+      is('UNAUTHORIZED')(err) && /^Basic realm="basic-realm"/.test((err as { headers: Record<string, string> }).headers['WWW-Authenticate'] ?? ''));
+  });
+
   void test('404 mapping, per the origin code: unknown tag, unknown repository, blob of another repository', async () => {
     const alice = basic('alice', 'alice-pw');
     await assert.rejects(client.manifest(registry, 'test/app', 'nope', opts(alice)), is('MANIFEST_UNKNOWN'));
@@ -158,6 +167,14 @@ describe('real registry, token auth', () => {
       is('UNAUTHORIZED')(err) && /^Bearer realm=/.test((err as { headers: Record<string, string> }).headers['WWW-Authenticate'] ?? ''));
     await assert.rejects(client.manifest(registry, 'test/app', '1', opts(AGENT)), is('UNAUTHORIZED'));
     assert.deepEqual(token.grants().slice(before).map((g) => g.user ?? null), ['alice', 'bob', null]);
+  });
+
+  void test('ping (/v2/): the anonymous get the Bearer challenge, agent credentials get through', async () => {
+    const signal = AbortSignal.timeout(15_000);
+    await assert.rejects(client.ping(registry, { identity: AGENT, signal }), (err) =>
+      is('UNAUTHORIZED')(err) && /^Bearer realm="[^"]+",service="test-registry"$/.test((err as { headers: Record<string, string> }).headers['WWW-Authenticate'] ?? ''));
+    await client.ping({ ...registry, credentials: { username: 'bob', password: 'bob-pw' } }, { identity: AGENT, signal });
+    await client.ping(registry, { identity: basic('alice', 'alice-pw'), signal });
   });
 
   void test("a client's Bearer token is forwarded unchanged; nothing is fetched", async () => {

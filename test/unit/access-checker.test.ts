@@ -26,6 +26,7 @@ function fakeUpstream(acl: (who: string, name: string, digest: string) => 'ok' |
     headBlob: async (_r, name, digest, o) => (decide(o.identity, name, digest), { size: 1 }),
     manifest: async (_r, name, ref, o) => (decide(o.identity, name, ref), { body: Buffer.alloc(0), contentType: 'x', size: 0 }),
     blob: async () => assert.fail('not used'),
+    ping: async () => assert.fail('not used'),
     close: async () => {},
   };
   return { client, state };

@@ -7,9 +7,10 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { isLayerswarmError } from '../../shared/errors.ts';
 import { createLogger } from '../../shared/logging.ts';
 import { createUpstreamClient, DEFAULT_MANIFEST_ACCEPT, upstreamName, type UpstreamRequestEvent } from '../../agent/upstream/client.ts';
+import type { UpstreamClient } from '../../agent/upstream/types.ts';
 import { identityFromAuthorization } from '../../agent/upstream/credentials.ts';
 import { TokenCache } from '../../agent/upstream/token-cache.ts';
-import type { Identity, UpstreamClient, UpstreamRegistry } from '../../agent/upstream/types.ts';
+import type { Identity, UpstreamRegistry } from '../../agent/upstream/types.ts';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const MANIFEST = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: {}, layers: [] }, null, 3));
@@ -80,22 +81,22 @@ class FakeOrigin {
     const path = req.url.split('?')[0] as string;
     this.seen.push({ method: req.method, path, ...pick(req.headers.authorization, 'authorization'), ...pick(req.headers.accept, 'accept') });
     const m = /^\/v2\/(.+)\/manifests\/([^/]+)$/.exec(path);
-    if (!m) return reply.code(404).send({ errors: [{ code: 'NAME_UNKNOWN', message: 'repository name not known to registry' }] });
-    const name = m[1] as string;
-    const scope = `repository:${name}:pull`;
+    if (!m && path !== '/v2/') return reply.code(404).send({ errors: [{ code: 'NAME_UNKNOWN', message: 'repository name not known to registry' }] });
+    const scope = m ? `repository:${m[1] as string}:pull` : '';
     const auth = req.headers.authorization ?? '';
     if (this.mode === 'basic') {
       const ok = Object.entries(USERS).some(([u, p]) => auth === `Basic ${b64(`${u}:${p}`)}`);
       if (!ok) return reply.code(401).header('www-authenticate', 'Basic realm="basic-realm"').send({ errors: [{ code: 'UNAUTHORIZED', message: 'authentication required' }] });
     } else if (this.mode === 'token') {
       const token = /^Bearer (.+)$/.exec(auth)?.[1];
-      if (token === undefined || this.tokens.get(token) !== scope) {
+      if (token === undefined || (scope !== '' && this.tokens.get(token) !== scope) || !this.tokens.has(token)) {
         const error = token !== undefined ? ',error="insufficient_scope"' : '';
         return reply.code(401)
-          .header('www-authenticate', `Bearer realm="${this.url}/token",service="fake",scope="${scope}"${error}`)
+          .header('www-authenticate', `Bearer realm="${this.url}/token",service="fake"${scope !== '' ? `,scope="${scope}"` : ''}${error}`)
           .send({ errors: [{ code: 'UNAUTHORIZED', message: 'authentication required' }] });
       }
     }
+    if (!m) return reply.send({});
     if (m[2] === 'big') return reply.header('content-type', OCI_MANIFEST).send(BIG);
     if (m[2] === 'chunked') return reply.header('content-type', OCI_MANIFEST).send(Readable.from([BIG.subarray(0, 2500), BIG.subarray(2500)]));
     if (m[2] !== '1' && m[2] !== MANIFEST_DIGEST) return reply.code(404).send({ errors: [{ code: 'MANIFEST_UNKNOWN', message: 'manifest unknown' }] });
@@ -315,7 +316,24 @@ describe('upstream client: auth and manifests', () => {
     // A fresh token refused for the same challenge is not fetched again: one token request, one registry request.
     await assert.rejects(get(registry, 'test/private'), (err) => isLayerswarmError(err, 'UNAUTHORIZED'));
     assert.equal(origin.seen.length, 3);
-    assert.equal(origin.tokenRequests.length, 3);
+    assert.equal(origin.tokenRequests.length, 4); // public/app, alice's POST and GET fallback, test/private
+  });
+
+  void test('ping: /v2/ answered for identities with credentials; the anonymous get the challenge relayed', async () => {
+    const ping = (reg: UpstreamRegistry, identity: Identity) => client.ping(reg, { identity, signal: AbortSignal.timeout(5000) });
+    origin.reset('none');
+    await ping(registry, agent);
+    origin.reset('basic');
+    await ping(withCreds, agent);
+    await ping(registry, identityFromAuthorization(`Basic ${b64('alice:secret')}`));
+    await assert.rejects(ping(registry, identityFromAuthorization(`Basic ${b64('alice:nope')}`)), (err) => isLayerswarmError(err, 'UNAUTHORIZED'));
+    origin.reset('token');
+    await assert.rejects(ping(registry, agent), (err) =>
+      isLayerswarmError(err, 'UNAUTHORIZED') && err.headers['WWW-Authenticate'] === `Bearer realm="${origin.url}/token",service="fake"`);
+    assert.equal(origin.tokenRequests.length, 0);
+    await ping(withCreds, agent);
+    assert.deepEqual(origin.tokenRequests, [{ method: 'POST', user: 'alice', scope: '' }]);
+    assert.deepEqual(events.filter((e) => e.kind === 'ping').map((e) => e.status), [200, 401, 200, 200, 401, 401, 200]);
   });
 
   void test('identities do not share tokens', async () => {
