@@ -8,6 +8,7 @@
  * unverified is ever served.
  */
 import type { Logger } from '../../shared/logging.ts';
+import type { Digest } from '../../shared/digest.ts';
 import { isLayerswarmError, LayerswarmError, toLayerswarmError, type ErrorCode } from '../../shared/errors.ts';
 import type { BlobInfo, BlobStore, BlobWriter } from '../store/blob-store.ts';
 import type { BlobRequest, BlobSource } from '../source/blob-source.ts';
@@ -22,6 +23,8 @@ export interface FetchOutcome {
   info: BlobInfo;
   /** 'cache' when the blob was already stored, else the source that delivered it. */
   source: string;
+  /** True when this call started the download, i.e. the source was asked with this request's identity. */
+  owner: boolean;
 }
 
 export interface BlobFetcherOptions {
@@ -42,6 +45,16 @@ export class BlobFetcher {
     this.#options = options;
   }
 
+  /** Name of the source downloads come from ('origin', or the swarm's). */
+  get sourceName(): string {
+    return this.#options.source.name;
+  }
+
+  /** True while a download of `digest` is in progress. */
+  isFetching(digest: Digest): boolean {
+    return this.#inflight.has(digest.value);
+  }
+
   /** Number of downloads in progress (for metrics and tests). */
   get inflight(): number {
     return this.#inflight.size;
@@ -50,13 +63,14 @@ export class BlobFetcher {
   /** Resolve once the blob is in the store. The caller's signal only stops this caller from waiting. */
   async ensure(request: BlobRequest, signal: AbortSignal): Promise<FetchOutcome> {
     const cached = await this.#options.store.stat(request.digest);
-    if (cached) return { info: cached, source: 'cache' };
+    if (cached) return { info: cached, source: 'cache', owner: false };
     let shared = this.#inflight.get(request.digest.value);
+    const owner = shared === undefined;
     if (!shared) {
       shared = this.#fetch(request).finally(() => this.#inflight.delete(request.digest.value));
       this.#inflight.set(request.digest.value, shared);
     }
-    return await abortable(shared, signal);
+    return { ...(await abortable(shared, signal)), owner };
   }
 
   async #fetch(request: BlobRequest): Promise<FetchOutcome> {
@@ -90,7 +104,7 @@ export class BlobFetcher {
       const durationMs = performance.now() - started;
       log.info({ size: info.size, source: source.name, durationMs: Math.round(durationMs) }, 'blob fetched and verified');
       this.#options.onFetched?.({ source: source.name, bytes: info.size, durationMs, ok: true });
-      return { info, source: source.name };
+      return { info, source: source.name, owner: true };
     } catch (err) {
       await writer?.abort().catch((abortErr: unknown) => log.error({ err: abortErr }, 'could not discard partial blob'));
       const e = toLayerswarmError(err, 'UPSTREAM_ERROR');

@@ -34,7 +34,12 @@ export async function handleBlob(ctx: RegistryContext, pull: PullRequest): Promi
     return;
   }
 
-  await ctx.access.check(registry, name, identity, { kind: 'blob', digest: digest.value }, checkSignal);
+  // Not cached and nobody fetching it: this request's own download (as this client, from the origin) is the
+  // authorization check. Otherwise ask the origin before serving (AccessChecker caches the answer).
+  const fetchesItself = !(await ctx.store.stat(digest)) && !ctx.fetcher.isFetching(digest);
+  if (!fetchesItself || ctx.fetcher.sourceName !== 'origin') {
+    await ctx.access.check(registry, name, identity, { kind: 'blob', digest: digest.value }, checkSignal);
+  }
   let reader: BlobReader | undefined;
   let source = 'cache';
   let size = 0;
@@ -44,6 +49,11 @@ export async function handleBlob(ctx: RegistryContext, pull: PullRequest): Promi
     if (attempt > 1) throw new LayerswarmError('STORE_FULL', `blob ${digest.value} was evicted before it could be served; the store is too small`);
     const outcome = await ctx.fetcher.ensure({ registry, name, digest, identity }, pull.signal);
     if (outcome.source !== 'cache') source = outcome.source;
+    if (fetchesItself && attempt === 0) {
+      if (outcome.owner && outcome.source === 'origin') ctx.access.record(registry, name, identity, digest.value);
+      // Someone else's download (or cache) won the race after all: check as usual before serving.
+      else await ctx.access.check(registry, name, identity, { kind: 'blob', digest: digest.value }, checkSignal);
+    }
     size = outcome.info.size;
     range = parseRange(pull.request.headers.range, size);
     reader = await ctx.store.open(digest, range);

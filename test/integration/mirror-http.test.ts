@@ -97,6 +97,8 @@ describe('registry endpoint against a real registry', () => {
     assert.equal(first.headers['etag'], `"${l.digest}"`);
     assert.equal(first.headers['content-type'], 'application/octet-stream');
     assert.equal(await blobGets(origin, l.digest), 1);
+    const heads = (await origin.settledRequests()).filter((r) => r.method === 'HEAD' && r.path.includes(l.digest));
+    assert.equal(heads.length, 0, 'a cold GET is authorized by its own origin download: no extra HEAD');
     const again = await rawRequest(agent.url, `/v2/test/app/blobs/${l.digest}`);
     assert.ok(again.body.equals(expected));
     assert.equal(await blobGets(origin, l.digest), 1, 'second GET came from the cache');
