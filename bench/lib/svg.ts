@@ -106,7 +106,7 @@ function yAxis(x0: number, y0: number, w: number, h: number, min: number, max: n
 }
 
 /** Legend entries in a row, wrapping at `right`; returns the SVG and the y of the last row. */
-function legend(x: number, y: number, right: number, entries: Array<{ label: string; color: string; hatched?: boolean }>): { svg: string; lastY: number } {
+function legend(x: number, y: number, right: number, entries: Array<{ label: string; color: string; hatched?: boolean; dashed?: boolean }>): { svg: string; lastY: number } {
   const out: string[] = [];
   let cx = x;
   let cy = y;
@@ -117,7 +117,8 @@ function legend(x: number, y: number, right: number, entries: Array<{ label: str
       cy += 15;
     }
     const fill = e.hatched ? 'url(#hatch)' : e.color;
-    out.push(`<rect x="${cx}" y="${cy - 9}" width="11" height="11" fill="${fill}" stroke="${e.color}"/>`);
+    if (e.dashed) out.push(`<line x1="${cx}" x2="${cx + 11}" y1="${cy - 4}" y2="${cy - 4}" stroke="${e.color}" stroke-width="1.5" stroke-dasharray="3 2"/>`);
+    else out.push(`<rect x="${cx}" y="${cy - 9}" width="11" height="11" fill="${fill}" stroke="${e.color}"/>`);
     out.push(`<text x="${cx + 15}" y="${cy}" font-size="11" fill="#333">${esc(e.label)}</text>`);
     cx += w;
   }
@@ -151,7 +152,7 @@ function barPanel(p: BarPanel, ox: number, oy: number): string {
   const out: string[] = [`<text x="${ox + 12}" y="${oy + 20}" font-size="14" font-weight="bold" fill="#222">${esc(p.title)}</text>`];
   out.push(yAxis(x0, y0, w, h, 0, max, step, p.unit));
   const groupW = w / Math.max(1, p.groups.length);
-  const legendEntries = new Map<string, { label: string; color: string; hatched?: boolean }>();
+  const legendEntries = new Map<string, { label: string; color: string; hatched?: boolean; dashed?: boolean }>();
   p.groups.forEach((g, gi) => {
     const n = Math.max(1, g.bars.length);
     const barW = Math.min(70, (groupW * 0.78) / n);
@@ -181,7 +182,7 @@ function barPanel(p: BarPanel, ox: number, oy: number): string {
   for (const r of p.refLines ?? []) {
     const y = yOf(r.value).toFixed(1);
     out.push(`<line x1="${x0}" x2="${x0 + w}" y1="${y}" y2="${y}" stroke="${r.color}" stroke-width="1.5" stroke-dasharray="6 4"/>`);
-    out.push(`<text x="${x0 + 6}" y="${Number(y) - 4}" font-size="11" fill="${r.color}">${esc(r.label)}</text>`);
+    legendEntries.set(`ref:${r.label}`, { label: r.label, color: r.color, dashed: true });
   }
   const leg = legend(x0 - 50, y0 + h + 36, ox + PANEL_W - 10, [...legendEntries.values()]);
   out.push(leg.svg);

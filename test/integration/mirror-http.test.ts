@@ -88,6 +88,8 @@ describe('registry endpoint against a real registry', () => {
   test('a blob is fetched once, verified, then served from the cache with the origin seeing no further GET', async () => {
     const l = layer(1);
     const expected = await readFile(l.path);
+    await origin.settledRequests();
+    origin.clearRequests(); // forget the push's own HEADs
     const first = await rawRequest(agent.url, `/v2/test/app/blobs/${l.digest}`);
     assert.equal(first.status, 200);
     assert.ok(first.body.equals(expected));
