@@ -67,6 +67,11 @@ describe('authorization-preserving cache', () => {
     const agent = await start(htpasswd);
     const layer = pushedBasic.manifests[0]?.layers[0];
     assert.ok(layer);
+    const ping = await rawRequest(agent.url, '/v2/');
+    assert.equal(ping.status, 401, 'anonymous /v2/ gets the origin\'s challenge (skopeo/docker authenticate only after one)');
+    assert.match(String(ping.headers['www-authenticate']), /^Basic realm=/);
+    const pingAlice = await rawRequest(agent.url, '/v2/', { headers: { authorization: basic('alice', USERS.alice) } });
+    assert.equal(pingAlice.status, 200);
     const anonymous = await rawRequest(agent.url, '/v2/private/app/manifests/1', { headers: { accept: ACCEPT_ALL_MANIFESTS } });
     assertRefused(anonymous, 'anonymous manifest');
     assert.match(String(anonymous.headers['www-authenticate']), /^Basic realm=/, 'challenge relayed so the client can authenticate');
@@ -95,6 +100,19 @@ describe('authorization-preserving cache', () => {
     assert.equal(sha256Digest(res.body), pushedBasic.digest);
     const wrong = await rawRequest(agent.url, '/v2/private/app/manifests/1', { headers: { accept: ACCEPT_ALL_MANIFESTS, authorization: basic('alice', 'wrong') } });
     assertRefused(wrong, 'client credentials win over the agent\'s');
+  });
+
+  test('credentials from a Docker config.json (auths) serve clients that send none', async () => {
+    const dockerConfig = join(dir, 'docker-config.json');
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(dockerConfig, JSON.stringify({ auths: { [htpasswd.host]: { auth: Buffer.from(`bob:${USERS.bob}`).toString('base64') } } }));
+    const agent = await startTestAgent({ origin: htpasswd.url, overrides: { dockerConfig } });
+    agents.push(agent);
+    const res = await rawRequest(agent.url, '/v2/private/app/manifests/1', { headers: { accept: ACCEPT_ALL_MANIFESTS } });
+    assert.equal(res.status, 200);
+    assert.equal(sha256Digest(res.body), pushedBasic.digest);
+    const ping = await rawRequest(agent.url, '/v2/');
+    assert.equal(ping.status, 200, 'the agent can act for anonymous clients, so /v2/ does not challenge them');
   });
 
   test('token origin: Bearer challenge relayed, client tokens and credentials honoured, others refused', async () => {
