@@ -7,8 +7,8 @@
 import { LayerswarmError } from '../shared/errors.ts';
 import type { Credentials, UpstreamRegistry } from './upstream/types.ts';
 import type { RegistryConfig } from './config.ts';
+import { canonicalRegistryHost as canonicalHost } from './upstream/credentials.ts';
 
-const DOCKER_HUB_HOSTS = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
 const DOCKER_HUB_URL = 'https://registry-1.docker.io';
 
 export interface ResolverOptions {
@@ -27,7 +27,7 @@ export class UpstreamResolver {
   constructor(options: ResolverOptions) {
     this.#options = options;
     const originUrl = new URL(options.origin);
-    const originHost = DOCKER_HUB_HOSTS.has(originUrl.host) ? 'docker.io' : originUrl.host;
+    const originHost = canonicalHost(originUrl.host);
     for (const r of options.registries) this.#add(r.host, r.url, r.username !== undefined && r.password !== undefined ? { username: r.username, password: r.password } : undefined);
     this.#default = this.#byHost.get(canonicalHost(originHost)) ?? this.#add(originHost, options.origin.replace(/\/$/, ''), undefined);
   }
@@ -65,7 +65,3 @@ export class UpstreamResolver {
   }
 }
 
-export function canonicalHost(host: string): string {
-  const lower = host.toLowerCase();
-  return DOCKER_HUB_HOSTS.has(lower) ? 'docker.io' : lower;
-}

@@ -53,7 +53,7 @@ const GET_SIDES: readonly GetSide[] = ['agent', 'registry', 'restarted', 'refere
 const SIDE_NAME: Record<GetSide, string> = {
   agent: 'agent',
   registry: 'registry',
-  restarted: 'agent, restarted',
+  restarted: 'agent (restarted)',
   reference: 'node:http+fs (ref)',
 };
 type PullSide = 'agent' | 'direct';
@@ -581,7 +581,7 @@ function report(r: ServeResult): string {
       return [SIDE_NAME[side], fixed(s.median, 0), fixed(s.min, 0), fixed(s.max, 0), fixed(cpu[side], 2), reps];
     }),
   ], ['l', 'r', 'r', 'r', 'r', 'l']));
-  lines.push(`agent = the process that did the cold fetch; "agent, restarted" = a fresh agent process on the same store: ${fixed(tp.restartedRatio, 2)} × registry`);
+  lines.push(`agent = the process that did the cold fetch; "agent (restarted)" = a fresh agent process on the same store: ${fixed(tp.restartedRatio, 2)} × registry`);
   lines.push(`agent / reference (plain Node streaming the same file): ${fixed(tp.referenceRatio, 2)}`);
   lines.push('');
   lines.push('cold pull detail (skopeo copy → dir:, fresh agent data dir per rep)');

@@ -12,9 +12,9 @@
  *   when it is left empty. Removing twice reports "absent".
  * - Every registry is checked before anything is written, so a bad argument or a conflict leaves the directory as it was.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rmdir, unlink } from 'node:fs/promises';
+import { mkdir, readFile, rename, rmdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic as writeAtomic } from '../../shared/atomic-file.ts';
 import { LayerswarmError } from '../../shared/errors.ts';
 import {
   hostDirName,
@@ -84,21 +84,11 @@ function storeError(message: string, cause: unknown): LayerswarmError {
   return new LayerswarmError('STORE_IO', `${message}${why}`, { cause });
 }
 
-/** Write a file atomically: temporary file in the same directory, fsync, rename. */
+/** Write a file atomically (temp file in the same directory, fsync, rename), as a store error on failure. */
 export async function writeFileAtomic(path: string, data: string | Buffer, mode = 0o644): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
-    const fh = await open(tmp, 'wx', mode);
-    try {
-      await fh.chmod(mode); // whatever the umask
-      await fh.writeFile(data);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
+    await writeAtomic(path, data, mode);
   } catch (err) {
-    await unlink(tmp).catch(() => undefined);
     throw storeError(`cannot write ${path}`, err);
   }
 }
