@@ -184,17 +184,9 @@ export async function pumpChunks(
   throwIfAborted(signal, what);
   const it = source[Symbol.asyncIterator]();
   let finished = false;
-  let onAbort: (() => void) | undefined;
-  const aborted = signal
-    ? new Promise<never>((_, reject) => {
-        onAbort = () => reject(new LayerswarmError('ABORTED', `${what}: aborted`, { cause: signal.reason }));
-        signal.addEventListener('abort', onAbort, { once: true });
-      })
-    : undefined;
-  aborted?.catch(() => undefined);
   try {
     for (;;) {
-      const next = aborted ? await Promise.race([it.next(), aborted]) : await it.next();
+      const next = await nextOrAbort(it, signal, what);
       if (next.done) {
         finished = true;
         return;
@@ -209,9 +201,31 @@ export async function pumpChunks(
     }
     throw err;
   } finally {
-    if (onAbort) signal?.removeEventListener('abort', onAbort);
     if (!finished) it.return?.()?.catch(() => undefined);
   }
+}
+
+/**
+ * it.next(), or ABORTED as soon as `signal` aborts (also while the source is stalled). The abort listener lives for
+ * one chunk only: racing every chunk against one long-lived promise would keep each chunk reachable from that
+ * promise's reactions until the download ends (RSS growing by the blob's size).
+ */
+function nextOrAbort<T>(it: AsyncIterator<T>, signal: AbortSignal | undefined, what: string): Promise<IteratorResult<T>> {
+  if (!signal) return it.next();
+  return new Promise<IteratorResult<T>>((resolve, reject) => {
+    const onAbort = (): void => reject(new LayerswarmError('ABORTED', `${what}: aborted`, { cause: signal.reason }));
+    signal.addEventListener('abort', onAbort, { once: true });
+    it.next().then(
+      (result) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(result);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
 }
 
 /** The commit-time verification: size first (cheaper to explain), then digest. */

@@ -35,7 +35,7 @@ Options:
   --sample-ms N            RSS sampling interval (default 20)
   --out DIR                results directory (default bench/results)
   --keep                   keep the work dir (layouts, agent data dirs and logs)
-  --quick                  small smoke run (about a minute)
+  --quick                  small smoke run (about 15 s; the default run takes about a minute)
   --help`;
 
 /** Parses argv; returns undefined for --help. Throws with a message on bad input. */

@@ -218,7 +218,9 @@ function linePanel(p: LinePanel, ox: number, oy: number): string {
   (p.markers ?? []).forEach((m, i) => {
     const x = X(m.x).toFixed(1);
     out.push(`<line x1="${x}" x2="${x}" y1="${y0}" y2="${y0 + h}" stroke="${m.color}" stroke-width="1" stroke-dasharray="4 3"/>`);
-    out.push(`<text x="${Number(x) + 3}" y="${y0 + 12 + i * 13}" font-size="10" fill="${m.color}">${esc(m.label)}</text>`);
+    // Labels of markers in the right part of the plot go to the left of their line, so they stay inside.
+    const right = X(m.x) > x0 + w * 0.7;
+    out.push(`<text x="${Number(x) + (right ? -3 : 3)}" y="${y0 + 12 + i * 13}" text-anchor="${right ? 'end' : 'start'}" font-size="10" fill="${m.color}">${esc(m.label)}</text>`);
   });
   const leg = legend(x0 - 50, y0 + h + 46, ox + PANEL_W - 10, p.series.map((s) => ({ label: s.label, color: s.color })));
   out.push(leg.svg);
