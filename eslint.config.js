@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'bench/results/**', '**/*.gen.js', '**/*.gen.d.ts'] },
+  { ignores: ['node_modules/**', 'bench/results/**', '.tmp/**', '**/*.gen.js', '**/*.gen.d.ts'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -15,6 +15,7 @@ import { OriginBlobSource } from './source/origin-source.ts';
 import type { BlobSource } from './source/blob-source.ts';
 import { BlobFetcher } from './blobs/blob-fetcher.ts';
 import { AccessChecker } from './access/access-checker.ts';
+import { Prefetcher } from './blobs/prefetcher.ts';
 import { createAgentMetrics } from './metrics.ts';
 import { buildRegistryServer } from './registry/server.ts';
 
@@ -23,6 +24,8 @@ export interface RunningAgent {
   readonly url: string;
   readonly port: number;
   readonly app: FastifyInstance;
+  /** Present when prefetch is on (tests wait for it with whenIdle()). */
+  readonly prefetcher: Prefetcher | undefined;
   close(): Promise<void>;
 }
 
@@ -82,8 +85,19 @@ export async function startAgent(config: AgentConfig, deps: AgentDependencies): 
     now,
     onCheck: (result) => metrics.accessChecks.labels(result).inc(),
   });
+  const prefetcher = config.prefetch
+    ? new Prefetcher({
+        fetcher,
+        logger: componentLogger(deps.logger, 'prefetch'),
+        concurrency: config.prefetchConcurrency,
+        maxQueued: 1000,
+        lifetime: lifetime.signal,
+        onFetched: (registry, name, identity, digest) => access.record(registry, name, identity, digest.value),
+        onEvent: (event) => metrics.prefetch.labels(event).inc(),
+      })
+    : undefined;
   const app = buildRegistryServer({
-    resolver, upstream, fetcher, store, access, manifests, metrics, now,
+    resolver, upstream, fetcher, store, access, manifests, metrics, now, prefetcher,
     logger: componentLogger(deps.logger, 'registry'),
     identityOf: identityFromAuthorization,
     settings: {
@@ -106,6 +120,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDependencies): 
     url: `http://${host}:${port}`,
     port,
     app,
+    prefetcher,
     close: () => {
       closing ??= (async () => {
         ready = false;

@@ -10,6 +10,7 @@ export interface AgentMetrics {
   blobFetches: Counter<'source' | 'result'>;
   accessChecks: Counter<'result'>;
   staleResponses: Counter;
+  prefetch: Counter<'event'>;
 }
 
 export function createAgentMetrics(storeUsage: () => StoreUsage, manifestCount: () => number): AgentMetrics {
@@ -30,6 +31,7 @@ export function createAgentMetrics(storeUsage: () => StoreUsage, manifestCount: 
     }),
     blobFetches: new Counter({ name: 'layerswarm_blob_fetches_total', help: 'Blob downloads into the store, by source and result (ok or error code).', labelNames: ['source', 'result'], registers }),
     accessChecks: new Counter({ name: 'layerswarm_access_checks_total', help: 'Authorization checks before serving cached content, by result.', labelNames: ['result'], registers }),
+    prefetch: new Counter({ name: 'layerswarm_prefetch_total', help: 'Manifest-triggered blob prefetch: queued, fetched (downloaded by prefetch), failed, dropped (queue full).', labelNames: ['event'], registers }),
     staleResponses: new Counter({ name: 'layerswarm_stale_tag_responses_total', help: 'Tags answered from the last known digest because the origin was unreachable.', registers }),
   };
 }

@@ -22,7 +22,7 @@ import { buildImage, pushImage } from '../test/fixtures/images.ts';
 import { onProcessExit } from '../test/fixtures/process.ts';
 import { startAgentProcess } from './lib/agent-process.ts';
 import type { AgentProcess } from './lib/agent-process.ts';
-import { curlGet, skopeoPull } from './lib/clients.ts';
+import { curlGet, pinToServerCpu, skopeoPull, unpin } from './lib/clients.ts';
 import type { CurlResult, PullResult } from './lib/clients.ts';
 import { probeFsync } from './lib/disk.ts';
 import type { FsyncProbe } from './lib/disk.ts';
@@ -226,6 +226,7 @@ export async function main(argv: string[]): Promise<number> {
       reference: { url: `${reference.url}/blob`, pid: reference.pid },
     };
     say(`cache-hit GETs of ${humanBytes(big.bytes)}: one warm-up per side, then ${opts.reps} interleaved reps (${GET_SIDES.map((x) => SIDE_NAME[x]).join(', ')})`);
+    for (const side of GET_SIDES) await pinToServerCpu(servers[side].pid);
     for (const side of GET_SIDES) await curlGet(servers[side].url, big.bytes);
     const warmSampler = new RssSampler({ agent: bigAgent.pid, registry: registryPid }, opts.sampleMs).start();
     const getRuns: GetRun[] = [];
@@ -244,6 +245,7 @@ export async function main(argv: string[]): Promise<number> {
       }
     }
     const warmTrace = await warmSampler.stop();
+    await unpin(registryPid); // the cold pulls below run unpinned, as in real life
     await reference.stop();
     await restarted.stop();
     await bigAgent.stop();

@@ -8,6 +8,7 @@ import type { BlobStore } from '../store/blob-store.ts';
 import type { AccessChecker } from '../access/access-checker.ts';
 import type { ManifestCache } from '../manifests/manifest-cache.ts';
 import type { AgentMetrics } from '../metrics.ts';
+import type { Prefetcher } from '../blobs/prefetcher.ts';
 import type { OciPath } from './oci-path.ts';
 
 export interface RegistryContext {
@@ -17,6 +18,8 @@ export interface RegistryContext {
   store: BlobStore;
   access: AccessChecker;
   manifests: ManifestCache;
+  /** Starts downloads of an image manifest's blobs when it is served; absent when prefetch is off. */
+  prefetcher: Prefetcher | undefined;
   metrics: AgentMetrics;
   logger: Logger;
   now: () => number;

@@ -26,7 +26,7 @@ async function byDigest(ctx: RegistryContext, pull: PullRequest, digest: Digest,
   const cached = await ctx.manifests.get(digest);
   if (cached) {
     await ctx.access.check(registry, name, identity, { kind: 'manifest', digest: digest.value }, signal);
-    return send(pull, cached, 'cache');
+    return send(ctx, pull, cached, 'cache');
   }
   const result = await fetchManifest(ctx, pull, digest.value, pull.method, signal);
   if (pull.method === 'HEAD') {
@@ -42,7 +42,7 @@ async function byDigest(ctx: RegistryContext, pull: PullRequest, digest: Digest,
   }
   await ctx.manifests.put(result.body, result.contentType);
   ctx.access.record(registry, name, identity, digest.value);
-  return send(pull, { digest, contentType: result.contentType, body: result.body }, 'origin');
+  return send(ctx, pull, { digest, contentType: result.contentType, body: result.body }, 'origin');
 }
 
 async function byTag(ctx: RegistryContext, pull: PullRequest, tag: string, signal: AbortSignal): Promise<void> {
@@ -71,7 +71,7 @@ async function byTag(ctx: RegistryContext, pull: PullRequest, tag: string, signa
   await ctx.manifests.recordTag(registry.host, name, tag, digest.value, result.contentType);
   ctx.access.record(registry, name, identity, digest.value);
   if (pull.method === 'HEAD') return sendHead(pull, digest.value, result.contentType, result.size);
-  return send(pull, { digest, contentType: result.contentType, body: result.body }, 'origin');
+  return send(ctx, pull, { digest, contentType: result.contentType, body: result.body }, 'origin');
 }
 
 /** Answer a tag from its last known digest when the origin is unreachable. Returns false when that is not possible. */
@@ -90,7 +90,7 @@ async function staleTag(ctx: RegistryContext, pull: PullRequest, tag: string, er
   pull.request.log.warn({ err, registry: registry.host, name, tag, digest: last.digest, ageMs }, 'origin unreachable; answering tag from its last known digest');
   ctx.metrics.staleResponses.inc();
   pull.reply.header('X-Layerswarm-Stale', `age=${Math.round(ageMs / 1000)}`).header('Warning', '110 layerswarm "Response is Stale"');
-  send(pull, cached, 'stale');
+  send(ctx, pull, cached, 'stale');
   return true;
 }
 
@@ -105,7 +105,8 @@ async function fetchManifest(ctx: RegistryContext, pull: PullRequest, reference:
   });
 }
 
-function send(pull: PullRequest, manifest: CachedManifest, source: string): void {
+function send(ctx: RegistryContext, pull: PullRequest, manifest: CachedManifest, source: string): void {
+  if (pull.method === 'GET') ctx.prefetcher?.schedule(pull.registry, pull.path.name, pull.identity, manifest.body, manifest.contentType);
   pull.reply
     .code(200)
     .header('Content-Type', manifest.contentType)

@@ -2,8 +2,8 @@
  * The blob writer both stores use: VerifyingWriter hashes every chunk on its way to a WriterSink (a temp file, or
  * memory), keeps the writer's space reservation growing with its bytes, and at commit verifies size and digest before
  * the sink publishes. Keeping one implementation keeps the two stores' semantics identical:
- *  - append pulls the next chunk only after the sink wrote the previous one (backpressure) and the sink must not keep
- *    the chunk (sources may reuse their buffers);
+ *  - append copies chunks into 1 MiB batches written with one write in flight (WriteBatcher: backpressure, and
+ *    sources may reuse their buffers); everything in bytesWritten is written when append settles;
  *  - a source error or an aborted signal leaves the writer usable (append again from bytesWritten, or abort());
  *    a store error (STORE_FULL, STORE_IO) or a mismatch at commit discards the data and finishes the writer;
  *  - abort() during a commit waits for it: the blob ends up either published (abort is then a no-op) or discarded.
@@ -14,6 +14,7 @@ import { LayerswarmError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logging.ts';
 import type { BlobInfo, BlobWriter } from './blob-store.ts';
 import type { LruIndex } from './lru.ts';
+import { WriteBatcher } from './write-batcher.ts';
 
 /** Where a writer's bytes go. */
 export interface WriterSink {
@@ -67,25 +68,38 @@ export class VerifyingWriter implements BlobWriter {
   async append(source: AsyncIterable<Uint8Array>, signal?: AbortSignal): Promise<number> {
     this.#enter('append');
     let storeError: LayerswarmError | undefined;
+    const batcher = new WriteBatcher(this.#sink, this.#bytes);
+    const storeFailure = (err: unknown): LayerswarmError => {
+      this.#throwIfClosed(); // abort() meanwhile: report that, not the sink's failure
+      return (storeError = this.#sink.error(err, `cannot write blob ${this.#digest.value}`));
+    };
     try {
-      await pumpChunks(source, signal, `writing blob ${this.#digest.value}`, async (chunk) => {
-        try {
-          this.#throwIfClosed();
-          const total = this.#bytes + chunk.byteLength;
-          if (total > this.#reserved) {
-            const evicting = this.#host.reserve(this.#digest, total, total - this.#reserved);
-            this.#reserved = total; // reserved already: an abort() while evicting releases it
-            await evicting;
+      let failure: Error | undefined;
+      try {
+        await pumpChunks(source, signal, `writing blob ${this.#digest.value}`, async (chunk) => {
+          try {
             this.#throwIfClosed();
+            const total = this.#bytes + chunk.byteLength;
+            if (total > this.#reserved) {
+              const evicting = this.#host.reserve(this.#digest, total, total - this.#reserved);
+              this.#reserved = total; // reserved already: an abort() while evicting releases it
+              await evicting;
+              this.#throwIfClosed();
+            }
+            await batcher.add(chunk);
+            this.#hash.update(chunk);
+            this.#bytes = total;
+          } catch (err) {
+            throw storeFailure(err);
           }
-          await this.#sink.write(chunk, this.#bytes);
-          this.#hash.update(chunk);
-          this.#bytes = total;
-        } catch (err) {
-          this.#throwIfClosed(); // abort() meanwhile: report that, not the sink's failure
-          throw (storeError = this.#sink.error(err, `cannot write blob ${this.#digest.value}`));
-        }
-      });
+        });
+      } catch (err) {
+        failure = err instanceof Error ? err : new Error(String(err));
+      }
+      // Everything counted in bytesWritten is on disk before append settles, also when the source failed (a resumed
+      // append continues from there). A store error already thrown is not overwritten by the flush's.
+      if (!storeError) await batcher.flush().catch((err: unknown) => (failure = storeFailure(err)));
+      if (failure !== undefined) throw failure;
     } catch (err) {
       if (storeError) await this.#discard(storeError.message);
       throw err;

@@ -3,6 +3,7 @@
  * and no disk writes) and skopeo for image pulls. Both run under bash so its `times` builtin reports the client's
  * own CPU time: a client near 1 CPU-second per wall-second would be the bottleneck.
  */
+import { availableParallelism } from 'node:os';
 import { run } from '../../test/fixtures/process.ts';
 
 export interface TimedRun {
@@ -43,9 +44,12 @@ export interface CurlResult {
 }
 
 /** GET `url` with curl into /dev/null; fails unless the answer is 200 with exactly `expectBytes` bytes. */
+/** CPU the clients run on (servers are pinned to CPU 0 by pinToServerCpu), when the machine has two or more. */
+export const CLIENT_CPU = '1';
+
 export async function curlGet(url: string, expectBytes: number): Promise<CurlResult> {
   const r = await timedRun([
-    'curl', '-sS', '--http1.1', '-o', '/dev/null', '-w', '%{http_code} %{size_download} %{time_starttransfer} %{time_total}\\n', url,
+    'taskset', '-c', CLIENT_CPU, 'curl', '-sS', '--http1.1', '-o', '/dev/null', '-w', '%{http_code} %{size_download} %{time_starttransfer} %{time_total}\\n', url,
   ]);
   const [status, bytes, ttfb, total] = r.stdout.trim().split(/\s+/).map(Number);
   if (status !== 200 || bytes !== expectBytes) {
@@ -66,4 +70,21 @@ export async function skopeoPull(ref: string, outDir: string, env: NodeJS.Proces
     { env, timeoutMs: 600_000 },
   );
   return { seconds: r.wallSeconds, clientCpuSeconds: r.cpuSeconds };
+}
+
+/**
+ * Pin every thread of a server process to CPU 0. On a 2-core machine, loopback throughput and the server's CPU cost
+ * per byte otherwise depend on whether the scheduler happens to put server and client on the same core (the sender
+ * often processes the loopback receive too): the same agent measured 0.4 or 1.5 CPU-s/GiB from one process to the
+ * next. Pinning every server the same way makes the sides comparable.
+ */
+export async function pinToServerCpu(pid: number | undefined): Promise<void> {
+  if (pid === undefined) return;
+  await run('taskset', ['-a', '-p', '-c', '0', String(pid)]);
+}
+
+/** Undo pinToServerCpu: every CPU again. */
+export async function unpin(pid: number | undefined): Promise<void> {
+  if (pid === undefined) return;
+  await run('taskset', ['-a', '-p', '-c', `0-${Math.max(1, availableParallelism() - 1)}`, String(pid)]);
 }

@@ -36,9 +36,10 @@ describe('registry endpoint against a real registry', () => {
       pushImage(image, `${origin.host}/test/docker:1`, { format: 'v2s2' }),
       pushImage(otherImage, `${second.host}/other/img:x`),
     ]);
+    // Prefetch off here, so each test sees exactly its own blob requests (prefetch has its own test and agent).
     agent = await startTestAgent({
       origin: origin.url,
-      overrides: { registries: [{ host: second.host, url: second.url }] },
+      overrides: { registries: [{ host: second.host, url: second.url }], prefetch: false },
     });
   });
 
@@ -186,10 +187,36 @@ describe('registry endpoint against a real registry', () => {
     assert.equal(ociCode(unknown), 'NAME_UNKNOWN');
   });
 
+  test('serving an image manifest prefetches its config and layers into the verified store', async () => {
+    const fresh = await startTestAgent({ origin: origin.url });
+    try {
+      await origin.settledRequests();
+      origin.clearRequests();
+      const manifest = await rawRequest(fresh.url, '/v2/test/app/manifests/1', { headers: { accept: ACCEPT_ALL_MANIFESTS } });
+      assert.equal(manifest.status, 200);
+      const m = image.manifests[0];
+      assert.ok(m);
+      await fresh.running.prefetcher?.whenIdle();
+      assert.equal(await fresh.metric('layerswarm_prefetch_total', { event: 'fetched' }), m.layers.length + 1);
+      for (const l of [...m.layers, m.config]) assert.equal(await blobGets(origin, l.digest), 1, `${l.digest} prefetched once`);
+      for (const l of m.layers) {
+        const res = await rawRequest(fresh.url, `/v2/test/app/blobs/${l.digest}`);
+        assert.equal(sha256Digest(res.body), l.digest);
+      }
+      assert.equal(await blobGets(origin), m.layers.length + 1, 'the client\'s blob GETs were served from what prefetch stored');
+      const noPrefetch = await startTestAgent({ origin: origin.url, overrides: { prefetch: false } });
+      await rawRequest(noPrefetch.url, '/v2/test/app/manifests/1', { headers: { accept: ACCEPT_ALL_MANIFESTS } });
+      assert.equal(await noPrefetch.metric('layerswarm_prefetch_total'), 0);
+      await noPrefetch.cleanup();
+    } finally {
+      await fresh.cleanup();
+    }
+  });
+
   test('the cache survives a restart of the agent', async () => {
     const l = layer(2);
     await agent.stop();
-    agent = await startTestAgent({ origin: origin.url, dataDir: agent.dataDir, overrides: { registries: [{ host: second.host, url: second.url }] } });
+    agent = await startTestAgent({ origin: origin.url, dataDir: agent.dataDir, overrides: { registries: [{ host: second.host, url: second.url }], prefetch: false } });
     origin.clearRequests();
     const res = await rawRequest(agent.url, `/v2/test/app/blobs/${l.digest}`);
     assert.equal(sha256Digest(res.body), l.digest);
