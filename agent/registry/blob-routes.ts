@@ -60,12 +60,21 @@ export async function handleBlob(ctx: RegistryContext, pull: PullRequest): Promi
   }
   blobHeaders(pull, digest);
   reply.header('Content-Length', reader.size);
-  if (range) reply.code(206).header('Content-Range', `bytes ${range.start}-${range.end}/${size}`);
-  else reply.code(200);
+  if (range) reply.header('Content-Range', `bytes ${range.start}-${range.end}/${size}`);
   const counter = ctx.metrics.bytesServed.labels(source);
-  reader.stream.on('data', (chunk: Buffer) => counter.inc(chunk.length));
   pull.request.log.debug({ digest: digest.value, source, size: reader.size }, 'serving blob');
-  return reply.send(reader.stream);
+  // The bytes go straight to the socket through the store's sendTo (two reused buffers, each write flushed before
+  // its buffer is refilled), not through a stream of freshly allocated chunks.
+  const raw = reply.raw;
+  reply.hijack();
+  raw.writeHead(range ? 206 : 200, reply.getHeaders() as Record<string, string | number>);
+  try {
+    await reader.sendTo(raw, (n) => counter.inc(n));
+    raw.end();
+  } catch (err) {
+    pull.request.log.debug({ err, digest: digest.value }, 'blob response ended early (client went away?)');
+    raw.destroy();
+  }
 }
 
 function blobHeaders(pull: PullRequest, digest: Digest): void {

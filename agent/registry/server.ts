@@ -3,7 +3,7 @@
  * use it, plus /healthz, /readyz and /metrics. build() is separate from listen() so tests can inject requests.
  */
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { isLayerswarmError, LayerswarmError } from '../../shared/errors.ts';
 import { withTimeout } from '../../shared/abort.ts';
 import type { RegistryContext, PullRequest } from './context.ts';
@@ -19,9 +19,10 @@ export function buildRegistryServer(ctx: RegistryContext): FastifyInstance {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
     },
-    disableRequestLogging: true,
+    // Requests are logged once, by the onResponse hook below, with route and timing.
+    logController: new LogController({ disableRequestLogging: true }),
     exposeHeadRoutes: false,
-    maxParamLength: 1024,
+    routerOptions: { maxParamLength: 1024 },
     bodyLimit: 1024,
     return503OnClosing: true,
     requestTimeout: 0,

@@ -12,7 +12,7 @@
  *  - Errors are LayerswarmError: DIGEST_MISMATCH / SIZE_MISMATCH at commit (the temp file is removed, nothing is
  *    cached), STORE_FULL (disk full, ENOSPC, or over cap with nothing evictable), STORE_IO (any other I/O failure).
  */
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { Digest } from '../../shared/digest.ts';
 
 export interface BlobInfo {
@@ -26,10 +26,20 @@ export interface ByteRange {
   readonly end: number;
 }
 
+/**
+ * An open blob (or range). Use exactly one of `stream` and `sendTo`; the pin is released when the stream closes or
+ * sendTo settles. A reader that is never used keeps its blob pinned: use it or `stream.destroy()` it.
+ */
 export interface BlobReader {
   readonly size: number;
-  /** The bytes of the blob (or of the range). Closing it, in any way, releases the pin. */
+  /** The bytes as a stream (created on first access). Closing it, in any way, releases the pin. */
   readonly stream: Readable;
+  /**
+   * Write the bytes to `destination` (not ending it), each write waiting for the previous one to be flushed. The disk
+   * store reads into two reused buffers: no allocation per chunk, which keeps serving at disk/socket speed whatever
+   * the allocator's state. Resolves with the bytes written; rejects when the destination fails or is closed.
+   */
+  sendTo(destination: Writable, onProgress?: (bytes: number) => void): Promise<number>;
 }
 
 export interface BlobWriter {

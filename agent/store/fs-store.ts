@@ -22,6 +22,7 @@ import { throwIfAborted } from '../../shared/abort.ts';
 import { LayerswarmError } from '../../shared/errors.ts';
 import { silentLogger, type Logger } from '../../shared/logging.ts';
 import type { BlobInfo, BlobReader, BlobStore, BlobWriter, ByteRange, StoreUsage } from './blob-store.ts';
+import { makeReader, sendFileRange } from './send.ts';
 import { LruIndex } from './lru.ts';
 import { VerifyingWriter, storeFullError, type WriterHost, type WriterSink } from './writer.ts';
 
@@ -164,10 +165,20 @@ export class FsBlobStore implements BlobStore {
     }
     const lastUse = this.#index.peek(hex)?.lastUse ?? previousUse;
     if (lastUse - previousUse >= USE_PERSIST_INTERVAL_MS) this.#persistUse(hex, lastUse);
-    // An empty blob has no valid `end`: read it to EOF (immediately).
-    const stream = fh.createReadStream({ ...(entry.size === 0 ? {} : { start, end }), highWaterMark: READ_HIGH_WATER_MARK });
-    stream.once('close', () => this.#unpin(hex));
-    return { size: end - start + 1, stream };
+    const size = entry.size === 0 ? 0 : end - start + 1;
+    return makeReader(
+      size,
+      // An empty blob has no valid `end`: read it to EOF (immediately). The stream closes the file handle.
+      () => fh.createReadStream({ ...(entry.size === 0 ? {} : { start, end }), highWaterMark: READ_HIGH_WATER_MARK }),
+      async (dest, onProgress) => {
+        try {
+          return await sendFileRange(fh, start, size, dest, onProgress);
+        } finally {
+          await fh.close().catch(() => undefined);
+        }
+      },
+      () => this.#unpin(hex),
+    );
   }
 
   async createWriter(digest: Digest, options: { expectedSize?: number } = {}): Promise<BlobWriter> {

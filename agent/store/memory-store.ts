@@ -9,6 +9,7 @@ import { throwIfAborted } from '../../shared/abort.ts';
 import { LayerswarmError, toLayerswarmError } from '../../shared/errors.ts';
 import { silentLogger, type Logger } from '../../shared/logging.ts';
 import type { BlobInfo, BlobReader, BlobStore, BlobWriter, ByteRange, StoreUsage } from './blob-store.ts';
+import { makeReader, sendChunks } from './send.ts';
 import { LruIndex } from './lru.ts';
 import { VerifyingWriter, storeFullError, type WriterHost } from './writer.ts';
 
@@ -63,14 +64,15 @@ export class MemoryBlobStore implements BlobStore {
       throw new LayerswarmError('RANGE_NOT_SATISFIABLE', `range ${start}-${end - 1} is outside blob ${digest.value} (${blob.data.length} bytes)`);
     }
     const data = blob.data;
-    const stream = Readable.from(
-      (function* () {
-        for (let at = start; at < end; at += READ_CHUNK) yield data.subarray(at, Math.min(end, at + READ_CHUNK));
-      })(),
-      { objectMode: false, highWaterMark: READ_CHUNK },
+    const chunks = function* (): Generator<Buffer> {
+      for (let at = start; at < end; at += READ_CHUNK) yield data.subarray(at, Math.min(end, at + READ_CHUNK));
+    };
+    return makeReader(
+      end - start,
+      () => Readable.from(chunks(), { objectMode: false, highWaterMark: READ_CHUNK }),
+      (dest, onProgress) => sendChunks(chunks(), dest, onProgress),
+      () => this.#unpin(digest.hex),
     );
-    stream.once('close', () => this.#unpin(digest.hex));
-    return { size: end - start, stream };
   }
 
   async createWriter(digest: Digest, options: { expectedSize?: number } = {}): Promise<BlobWriter> {

@@ -6,7 +6,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Readable } from 'node:stream';
+import { Writable, type Readable } from 'node:stream';
 import { sha256Digest, type Digest } from '../../shared/digest.ts';
 import { isLayerswarmError, type ErrorCode } from '../../shared/errors.ts';
 import type { BlobStore, BlobWriter } from '../../agent/store/blob-store.ts';
@@ -275,6 +275,42 @@ export function storeConformance(name: string, make: StoreFactory): void {
           await s.close(); // let background unlinks finish
           assert.deepEqual((await fx.files()).blobs, []);
         }
+      }));
+
+    void test('sendTo writes the exact bytes (whole and ranges) to a destination and releases the pin', () =>
+      withStore(BIG_CAP, async (s) => {
+        const data = bytes(2_500_000, 42); // more than two 1 MiB send buffers
+        const d = sha256Digest(data);
+        await put(s, data);
+        for (const range of [undefined, { start: 0, end: 0 }, { start: 1_048_570, end: 2_100_000 }, { start: 2_499_999, end: 2_499_999 }]) {
+          const r = await s.open(d, range);
+          assert.ok(r);
+          const got: Buffer[] = [];
+          let progress = 0;
+          const sink = new Writable({ write(chunk: Buffer, _e, done) { got.push(Buffer.from(chunk)); setImmediate(done); } });
+          const sent = await r.sendTo(sink, (n) => (progress += n));
+          const expected = range ? data.subarray(range.start, range.end + 1) : data;
+          assert.equal(sent, expected.length);
+          assert.equal(progress, expected.length);
+          assert.ok(Buffer.concat(got).equals(expected), `range ${JSON.stringify(range)}`);
+        }
+        assert.equal(await s.delete(d), true);
+        assert.equal(s.usage().count, 0, 'no reader left pinning it');
+      }));
+
+    void test('sendTo to a destination that fails rejects and still releases the pin', () =>
+      withStore(BIG_CAP, async (s) => {
+        const data = bytes(3_000_000, 43);
+        const d = sha256Digest(data);
+        await put(s, data);
+        const r = await s.open(d);
+        assert.ok(r);
+        let writes = 0;
+        const failing = new Writable({ write(_chunk, _e, done) { done(++writes === 2 ? new Error('client went away') : null); } });
+        failing.on('error', () => undefined);
+        await assert.rejects(r.sendTo(failing));
+        assert.equal(await s.delete(d), true);
+        assert.equal(s.usage().count, 0);
       }));
 
     void test('delete of an unpinned blob is immediate; an absent one returns false', () =>
