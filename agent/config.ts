@@ -51,7 +51,7 @@ export const AGENT_OPTIONS: readonly OptionSpec[] = [
   { key: 'upstreamIdleTimeout', type: 'duration', default: 30_000, min: 10, doc: 'A blob download from an origin fails when no byte arrives for this long.' },
   { key: 'fetchAttempts', type: 'int', default: 3, min: 1, max: 10, doc: 'Attempts per blob download; each retry resumes with a Range request.' },
   { key: 'prefetch', type: 'bool', default: true, doc: 'When an image manifest is served, start downloading its config and layers at once (clients such as skopeo and podman ask for them one after another).' },
-  { key: 'prefetchConcurrency', type: 'int', default: 4, min: 1, max: 32, doc: 'Prefetch downloads running at the same time.' },
+  { key: 'prefetchConcurrency', type: 'int', default: 2, min: 1, max: 32, doc: 'Prefetch downloads running at the same time.' },
   { key: 'accessCacheTtl', type: 'duration', default: 60_000, min: 0, max: 3_600_000, doc: 'How long an origin\'s "identity may read repository" answer is reused before asking again (0 = always ask).' },
   { key: 'staleIfError', type: 'bool', default: true, doc: 'When the origin is unreachable, answer a tag from its last known digest (marked X-Layerswarm-Stale).' },
   { key: 'staleMaxAge', type: 'duration', default: 24 * 3_600_000, min: 0, doc: 'Oldest tag resolution (and access decision) that stale-if-error may use.' },

@@ -4,14 +4,14 @@
  * (the real CLI, as a subprocess) in front of it, pulls the image through the agent with skopeo twice, verifies every
  * layer digest, and shows the origin's blob egress for each pull (the second pull is served from the agent's cache).
  */
-import { readFile, readdir } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startRegistry } from '../test/fixtures/registry.ts';
 import { buildImage, pushImage, sha256Digest } from '../test/fixtures/images.ts';
 import { freePort } from '../test/fixtures/ports.ts';
 import { run, startProcess } from '../test/fixtures/process.ts';
-import { makeTempDir, removeTempDir } from '../test/fixtures/tmp.ts';
 
 const MiB = 2 ** 20;
 const cli = fileURLToPath(new URL('../bin/layerswarm.mjs', import.meta.url));
@@ -25,7 +25,8 @@ export async function main(argv: string[]): Promise<number> {
     console.log('Usage: layerswarm demo [--keep]\n\nStarts an origin registry, an agent and pulls a generated image through it with skopeo.');
     return 0;
   }
-  const dir = await makeTempDir('layerswarm-demo-');
+  // Not the fixtures' makeTempDir: that one is removed at exit, and --keep must keep it.
+  const dir = await mkdtemp(join(tmpdir(), 'layerswarm-demo-'));
   const cleanups: Array<() => Promise<void>> = [];
   try {
     say('starting the origin: a real distribution registry (docker-registry)');
@@ -75,7 +76,7 @@ export async function main(argv: string[]): Promise<number> {
     return 1;
   } finally {
     for (const c of cleanups) await c().catch(() => {});
-    if (!argv.includes('--keep')) await removeTempDir(dir);
+    if (!argv.includes('--keep')) await rm(dir, { recursive: true, force: true });
     else say(`kept ${dir}`);
   }
 }
