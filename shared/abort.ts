@@ -12,3 +12,30 @@ export function throwIfAborted(signal: AbortSignal | undefined, what: string): v
     throw new LayerswarmError('ABORTED', `${what}: aborted`, { cause: signal.reason });
   }
 }
+
+/**
+ * Wait for `promise` unless `signal` aborts first; then reject with `onAbort()` (default: ABORTED). The promise itself
+ * goes on (e.g. a download shared with other waiters). The abort listener lives only until one of the two settles, so
+ * waiting on many promises with one long-lived signal keeps nothing reachable.
+ */
+export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal, what: string, onAbort?: () => Error): Promise<T> {
+  const aborted = (): Error => onAbort?.() ?? new LayerswarmError('ABORTED', `${what}: aborted`, { cause: signal.reason });
+  if (signal.aborted) {
+    promise.catch(() => undefined); // its failure, if any, is someone else's to report
+    return Promise.reject(aborted());
+  }
+  return new Promise<T>((resolve, reject) => {
+    const listener = (): void => reject(aborted());
+    signal.addEventListener('abort', listener, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', listener);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', listener);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
+}

@@ -8,6 +8,7 @@
  * unverified is ever served.
  */
 import type { Logger } from '../../shared/logging.ts';
+import { raceAbort } from '../../shared/abort.ts';
 import type { Digest } from '../../shared/digest.ts';
 import { isLayerswarmError, LayerswarmError, toLayerswarmError, type ErrorCode } from '../../shared/errors.ts';
 import type { BlobInfo, BlobStore, BlobWriter } from '../store/blob-store.ts';
@@ -70,7 +71,7 @@ export class BlobFetcher {
       shared = this.#fetch(request).finally(() => this.#inflight.delete(request.digest.value));
       this.#inflight.set(request.digest.value, shared);
     }
-    return { ...(await abortable(shared, signal)), owner };
+    return { ...(await raceAbort(shared, signal, 'waiting for blob download')), owner };
   }
 
   async #fetch(request: BlobRequest): Promise<FetchOutcome> {
@@ -117,15 +118,3 @@ export class BlobFetcher {
   }
 }
 
-/** Wait for `promise` unless `signal` aborts first (the promise itself goes on). */
-export function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(new LayerswarmError('ABORTED', 'request aborted', { cause: signal.reason }));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(new LayerswarmError('ABORTED', 'request aborted', { cause: signal.reason }));
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (v) => { signal.removeEventListener('abort', onAbort); resolve(v); },
-      (e: unknown) => { signal.removeEventListener('abort', onAbort); reject(e instanceof Error ? e : new Error(String(e))); },
-    );
-  });
-}

@@ -35,6 +35,10 @@ export function buildRegistryServer(ctx: RegistryContext): FastifyInstance {
       : new LayerswarmError('UNSUPPORTED', `unsupported path ${JSON.stringify(request.url.slice(0, 200))}`, { status: 404 });
     return replyError(err, request, reply);
   });
+  // The request id of every log line of this request, echoed so a client-side failure can be found in the logs.
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('X-Request-Id', request.id);
+  });
   app.addHook('onResponse', async (request, reply) => {
     const route = routeLabel(request);
     ctx.metrics.httpRequests.labels(route, request.method, String(reply.statusCode)).inc();

@@ -8,7 +8,7 @@
  *    a store error (STORE_FULL, STORE_IO) or a mismatch at commit discards the data and finishes the writer;
  *  - abort() during a commit waits for it: the blob ends up either published (abort is then a no-op) or discarded.
  */
-import { throwIfAborted } from '../../shared/abort.ts';
+import { raceAbort, throwIfAborted } from '../../shared/abort.ts';
 import { sha256Hasher, type Digest } from '../../shared/digest.ts';
 import { LayerswarmError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logging.ts';
@@ -225,21 +225,7 @@ export async function pumpChunks(
  * promise's reactions until the download ends (RSS growing by the blob's size).
  */
 function nextOrAbort<T>(it: AsyncIterator<T>, signal: AbortSignal | undefined, what: string): Promise<IteratorResult<T>> {
-  if (!signal) return it.next();
-  return new Promise<IteratorResult<T>>((resolve, reject) => {
-    const onAbort = (): void => reject(new LayerswarmError('ABORTED', `${what}: aborted`, { cause: signal.reason }));
-    signal.addEventListener('abort', onAbort, { once: true });
-    it.next().then(
-      (result) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(result);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err instanceof Error ? err : new Error(String(err)));
-      },
-    );
-  });
+  return signal ? raceAbort(it.next(), signal, what) : it.next();
 }
 
 /** The commit-time verification: size first (cheaper to explain), then digest. */

@@ -6,6 +6,7 @@
  * Keys hold identity keys (hashes), never secrets. A fetch is not tied to any one caller's signal: it runs under its
  * own deadline (the fetcher's business) and each caller stops waiting when its own signal aborts.
  */
+import { raceAbort } from '../../shared/abort.ts';
 import { LayerswarmError } from '../../shared/errors.ts';
 
 /** The docker token spec's default lifetime when the response has no expires_in. */
@@ -116,7 +117,7 @@ export class TokenCache {
       })();
       this.#inflight.set(k, pending);
     }
-    return signal === undefined ? pending : raceSignal(pending, signal);
+    return signal === undefined ? pending : raceAbort(pending, signal, 'token request', () => abortedError(signal));
   }
 }
 
@@ -124,26 +125,6 @@ function cacheKey(key: TokenKey): string {
   return `${key.host}\u0000${key.identityKey}\u0000${key.scope}`;
 }
 
-function raceSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) {
-    promise.catch(() => undefined); // the shared fetch's failure is reported to its other waiters
-    return Promise.reject(abortedError(signal));
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(abortedError(signal));
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err instanceof Error ? err : new Error(String(err)));
-      },
-    );
-  });
-}
 
 /** ABORTED, or UPSTREAM_TIMEOUT when the signal fired because of a deadline (AbortSignal.timeout). */
 function abortedError(signal: AbortSignal): LayerswarmError {

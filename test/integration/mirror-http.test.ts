@@ -9,6 +9,7 @@ import { ACCEPT_ALL_MANIFESTS, buildImage, MEDIA, pushImage, sha256Digest, type 
 import { makeTempDir, removeTempDir } from '../fixtures/tmp.ts';
 import { startTestAgent, type TestAgent } from '../fixtures/agent.ts';
 import { ociCode, rawRequest } from '../fixtures/http.ts';
+import { waitFor } from '../fixtures/process.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -61,6 +62,10 @@ describe('registry endpoint against a real registry', () => {
     const res = await rawRequest(agent.url, '/v2/');
     assert.equal(res.status, 200);
     assert.equal(res.headers['docker-distribution-api-version'], 'registry/2.0');
+    const traced = await rawRequest(agent.url, '/v2/', { headers: { 'x-request-id': 'trace-123' } });
+    assert.equal(traced.headers['x-request-id'], 'trace-123');
+    // The line is written when the response finishes, which may be a moment after the client saw it.
+    await waitFor(() => agent.logs().some((l) => l.reqId === 'trace-123' && l.msg === 'request completed'), { timeoutMs: 5000, what: 'a log line with the request id' });
   });
 
   test('manifests by tag and digest round-trip byte for byte with the stored Content-Type', async () => {
