@@ -22,6 +22,7 @@ const COMMANDS = {
   agent: ['../agent/cmd/agent.ts', 'run the node agent (registry mirror)'],
   configure: ['../agent/cmd/configure.ts', 'configure a container runtime to use the agent (configure containerd ...)'],
   demo: ['../bench/demo.ts', 'start an origin registry, an agent, and pull a generated image through it'],
+  tracker: ['../tracker/cmd/tracker.ts', 'run the swarm tracker'],
 };
 
 const [command, ...rest] = process.argv.slice(2);

@@ -1,0 +1,46 @@
+/** The tracker's Prometheus metrics (prom-client, one registry per tracker instance). */
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface TrackerGauges {
+  swarms(): number;
+  peers(): number;
+  seeders(): number;
+  metainfoKnown(): number;
+  metainfoBytes(): number;
+  metainfoInFlight(): number;
+}
+
+export interface TrackerMetrics {
+  registry: Registry;
+  httpRequests: Counter<'route' | 'method' | 'status'>;
+  announces: Counter<'result'>;
+  peersHandedOut: Counter;
+  metainfoRequests: Counter<'result'>;
+  seederRegistrations: Counter<'result'>;
+  prunedPeers: Counter;
+}
+
+export function createTrackerMetrics(gauges: TrackerGauges): TrackerMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'layerswarm_tracker_process_' });
+  const registers = [registry];
+  new Gauge({ name: 'layerswarm_tracker_swarms', help: 'Digests with at least one live peer.', registers, collect() { this.set(gauges.swarms()); } });
+  new Gauge({ name: 'layerswarm_tracker_peers', help: 'Live peer entries over all swarms.', registers, collect() { this.set(gauges.peers()); } });
+  new Gauge({ name: 'layerswarm_tracker_seeders', help: 'Live registered seeders.', registers, collect() { this.set(gauges.seeders()); } });
+  new Gauge({ name: 'layerswarm_tracker_metainfo_known', help: 'Metainfo held in memory.', registers, collect() { this.set(gauges.metainfoKnown()); } });
+  new Gauge({ name: 'layerswarm_tracker_metainfo_bytes', help: 'Approximate memory of the metainfo held.', registers, collect() { this.set(gauges.metainfoBytes()); } });
+  new Gauge({ name: 'layerswarm_tracker_metainfo_in_flight', help: 'Metainfo productions by seeders in flight.', registers, collect() { this.set(gauges.metainfoInFlight()); } });
+  return {
+    registry,
+    httpRequests: new Counter({ name: 'layerswarm_tracker_http_requests_total', help: 'Tracker API requests by route, method and status.', labelNames: ['route', 'method', 'status'], registers }),
+    announces: new Counter({ name: 'layerswarm_tracker_announces_total', help: 'Announces by result (ok or error code).', labelNames: ['result'], registers }),
+    peersHandedOut: new Counter({ name: 'layerswarm_tracker_peers_handed_out_total', help: 'Peers returned in announce answers.', registers }),
+    metainfoRequests: new Counter({
+      name: 'layerswarm_tracker_metainfo_requests_total',
+      help: 'Metainfo gets by result: hit (known), produced (asked a seeder), joined (waited on a production in flight), or an error code.',
+      labelNames: ['result'], registers,
+    }),
+    seederRegistrations: new Counter({ name: 'layerswarm_tracker_seeder_registrations_total', help: 'Seeder registrations and heartbeats by result.', labelNames: ['result'], registers }),
+    prunedPeers: new Counter({ name: 'layerswarm_tracker_pruned_peers_total', help: 'Peers dropped by the periodic prune after their TTL.', registers }),
+  };
+}

@@ -1,0 +1,164 @@
+/**
+ * Swarm state in memory: swarms by digest → peers by id with the time they last announced. No timers and no I/O:
+ * time comes from the injected clock, expired peers are dropped when their swarm is touched and by prune(), which
+ * the server calls on its own timer. Bounded: maxSwarms, maxPeersPerSwarm and maxPeers, with SWARM_FULL /
+ * TRACKER_FULL once expired entries have been dropped and the limit still holds.
+ *
+ * Both maps are kept in last-announce order (delete + set on every announce), so expired entries are always at the
+ * front and pruning costs only what it removes.
+ */
+import { TrackerError } from './errors.ts';
+import type { Peer } from './handout-policy.ts';
+
+export interface PeerStoreOptions {
+  /** A peer leaves its swarm this long after its last announce. */
+  readonly ttlMs: number;
+  readonly maxSwarms: number;
+  readonly maxPeersPerSwarm: number;
+  /** Peer entries over all swarms. */
+  readonly maxPeers: number;
+  /** Milliseconds; Date.now in production, a fake in tests. */
+  readonly now: () => number;
+}
+
+export interface StoredPeer extends Peer {
+  readonly lastSeen: number;
+}
+
+interface Swarm {
+  readonly digest: string;
+  readonly peers: Map<string, StoredPeer>;
+  lastAnnounce: number;
+}
+
+export interface SwarmSummary {
+  readonly digest: string;
+  readonly seeders: number;
+  /** Peers (not seeders) holding the whole blob. */
+  readonly complete: number;
+  /** Peers still downloading. */
+  readonly leechers: number;
+}
+
+export class PeerStore {
+  readonly #swarms = new Map<string, Swarm>();
+  readonly #options: PeerStoreOptions;
+  #peerCount = 0;
+  #lastFullPrune = Number.NEGATIVE_INFINITY;
+
+  constructor(options: PeerStoreOptions) {
+    this.#options = options;
+  }
+
+  get swarmCount(): number {
+    return this.#swarms.size;
+  }
+
+  get peerCount(): number {
+    return this.#peerCount;
+  }
+
+  /**
+   * Record an announce and return the swarm's live peers (the caller included). Throws SWARM_FULL when the swarm
+   * has no room for a new peer, TRACKER_FULL when the tracker has no room for a new swarm or peer.
+   */
+  announce(digest: string, peer: Peer): StoredPeer[] {
+    const now = this.#options.now();
+    let swarm = this.#swarms.get(digest);
+    if (swarm) this.#pruneSwarm(swarm, now);
+    const existing = swarm?.peers.get(peer.peerId);
+    if (!existing) {
+      const full = (): boolean => this.#peerCount >= this.#options.maxPeers || (!this.#swarms.has(digest) && this.#swarms.size >= this.#options.maxSwarms);
+      if (full()) this.#pruneSwarms(now);
+      // A full scan costs O(swarms): at most once per second while the tracker is full.
+      if (full() && now - this.#lastFullPrune >= 1000) this.prune();
+      if (this.#peerCount >= this.#options.maxPeers) {
+        throw new TrackerError('TRACKER_FULL', `tracker holds ${this.#peerCount} peers (maxPeers)`, { headers: { 'retry-after': this.#retryAfter() } });
+      }
+      if (!this.#swarms.has(digest) && this.#swarms.size >= this.#options.maxSwarms) {
+        throw new TrackerError('TRACKER_FULL', `tracker holds ${this.#swarms.size} swarms (maxSwarms)`, { headers: { 'retry-after': this.#retryAfter() } });
+      }
+      if (swarm && swarm.peers.size >= this.#options.maxPeersPerSwarm) {
+        throw new TrackerError('SWARM_FULL', `swarm ${digest} holds ${swarm.peers.size} peers (maxPeersPerSwarm)`, { headers: { 'retry-after': this.#retryAfter() } });
+      }
+    }
+    swarm = this.#swarms.get(digest) ?? { digest, peers: new Map(), lastAnnounce: now };
+    this.#swarms.delete(digest);
+    this.#swarms.set(digest, swarm);
+    swarm.lastAnnounce = now;
+    if (existing) swarm.peers.delete(peer.peerId);
+    else this.#peerCount++;
+    swarm.peers.set(peer.peerId, { ...peer, lastSeen: now });
+    return [...swarm.peers.values()];
+  }
+
+  /** The live peers of a swarm (empty when unknown). */
+  peers(digest: string): StoredPeer[] {
+    const swarm = this.#swarms.get(digest);
+    if (!swarm) return [];
+    this.#pruneSwarm(swarm, this.#options.now());
+    return [...swarm.peers.values()];
+  }
+
+  /** Remove a peer at once (a peer leaving cleanly). */
+  remove(digest: string, peerId: string): boolean {
+    const swarm = this.#swarms.get(digest);
+    if (!swarm?.peers.delete(peerId)) return false;
+    this.#peerCount--;
+    if (swarm.peers.size === 0) this.#swarms.delete(digest);
+    return true;
+  }
+
+  /** Drop every expired peer and empty swarm. Returns the number of peers dropped. */
+  prune(): number {
+    const now = this.#options.now();
+    const before = this.#peerCount;
+    this.#lastFullPrune = now;
+    this.#pruneSwarms(now);
+    for (const swarm of this.#swarms.values()) this.#pruneSwarm(swarm, now);
+    return before - this.#peerCount;
+  }
+
+  /** Per-swarm counts, largest swarms first, at most `limit`. */
+  summaries(limit: number): SwarmSummary[] {
+    this.prune();
+    const out: SwarmSummary[] = [];
+    for (const swarm of this.#swarms.values()) {
+      let seeders = 0;
+      let complete = 0;
+      for (const peer of swarm.peers.values()) {
+        if (peer.seeder) seeders++;
+        else if (peer.complete) complete++;
+      }
+      out.push({ digest: swarm.digest, seeders, complete, leechers: swarm.peers.size - seeders - complete });
+    }
+    const size = (s: SwarmSummary): number => s.seeders + s.complete + s.leechers;
+    return out.sort((a, b) => size(b) - size(a) || (a.digest < b.digest ? -1 : 1)).slice(0, limit);
+  }
+
+  #expired(lastSeen: number, now: number): boolean {
+    return now - lastSeen >= this.#options.ttlMs;
+  }
+
+  #pruneSwarm(swarm: Swarm, now: number): void {
+    for (const [id, peer] of swarm.peers) {
+      if (!this.#expired(peer.lastSeen, now)) break;
+      swarm.peers.delete(id);
+      this.#peerCount--;
+    }
+    if (swarm.peers.size === 0) this.#swarms.delete(swarm.digest);
+  }
+
+  /** Drop whole swarms nobody announced to within the TTL (they are at the front). */
+  #pruneSwarms(now: number): void {
+    for (const swarm of this.#swarms.values()) {
+      if (!this.#expired(swarm.lastAnnounce, now)) break;
+      this.#peerCount -= swarm.peers.size;
+      this.#swarms.delete(swarm.digest);
+    }
+  }
+
+  #retryAfter(): string {
+    return String(Math.max(1, Math.ceil(this.#options.ttlMs / 1000)));
+  }
+}

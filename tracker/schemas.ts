@@ -1,0 +1,93 @@
+/** JSON schemas of the tracker API (fastify validates every request against them before a handler runs). */
+
+export const PEER_ID_PATTERN = '^[0-9a-f]{40}$';
+export const ZONE_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$';
+export const SEEDER_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$';
+export const REGISTRY_PATTERN = '^[a-zA-Z0-9.-]{1,253}(:[0-9]{1,5})?$';
+
+export interface AnnounceBody {
+  digest: string;
+  peerId: string;
+  address: string;
+  port: number;
+  complete: boolean;
+  pieces: number;
+  zone?: string;
+  seeder?: boolean;
+}
+
+export const announceSchema = {
+  body: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['digest', 'peerId', 'address', 'port', 'complete', 'pieces'],
+    properties: {
+      digest: { type: 'string', maxLength: 200 },
+      peerId: { type: 'string', pattern: PEER_ID_PATTERN },
+      address: { type: 'string', minLength: 2, maxLength: 45 },
+      port: { type: 'integer', minimum: 1, maximum: 65535 },
+      complete: { type: 'boolean' },
+      pieces: { type: 'integer', minimum: 0, maximum: 65536 },
+      zone: { type: 'string', pattern: ZONE_PATTERN },
+      seeder: { type: 'boolean' },
+    },
+  },
+} as const;
+
+export interface SeederBody {
+  id: string;
+  url: string;
+}
+
+export const seederSchema = {
+  body: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['id', 'url'],
+    properties: {
+      id: { type: 'string', pattern: SEEDER_ID_PATTERN },
+      url: { type: 'string', minLength: 8, maxLength: 2048 },
+    },
+  },
+} as const;
+
+export const putMetainfoSchema = {
+  body: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['digest', 'size', 'pieceLength', 'pieceHashes'],
+    properties: {
+      digest: { type: 'string', maxLength: 200 },
+      size: { type: 'integer', minimum: 0 },
+      pieceLength: { type: 'integer', minimum: 1 },
+      pieceHashes: { type: 'array', maxItems: 65536, items: { type: 'string', pattern: '^[a-f0-9]{64}$' } },
+    },
+  },
+} as const;
+
+export interface MetainfoQuery {
+  repository?: string;
+  registry?: string;
+}
+
+export const getMetainfoSchema = {
+  params: {
+    type: 'object',
+    required: ['digest'],
+    properties: { digest: { type: 'string', maxLength: 200 } },
+  },
+  querystring: {
+    type: 'object',
+    properties: {
+      repository: { type: 'string', minLength: 1, maxLength: 255 },
+      registry: { type: 'string', pattern: REGISTRY_PATTERN },
+    },
+  },
+} as const;
+
+export const swarmsSchema = {
+  querystring: {
+    type: 'object',
+    properties: { limit: { type: 'string', pattern: '^[0-9]{1,5}$' } },
+  },
+} as const;
