@@ -1,0 +1,82 @@
+/**
+ * SchedulerConfig: every policy knob of the per-blob scheduler, with documented defaults (Kraken's agent values
+ * where Kraken has one). Validated once by `schedulerConfig()`; the scheduler never re-checks.
+ */
+import { LayerswarmError } from '../../../shared/errors.ts';
+
+export interface SchedulerConfig {
+  /** Most open connections per blob, inbound + outbound + dials in progress. Kraken: 10. @default 10 */
+  readonly maxConnections: number;
+  /** Piece requests in flight per peer. Kraken: 3 (agent), 5 (origin). @default 3 */
+  readonly pipelineDepth: number;
+  /** A request not answered within this is cancelled and the piece asked of someone else. @default 10_000 */
+  readonly requestTimeoutMs: number;
+  /** Consecutive request timeouts after which a peer is closed and kept away for `slowPeerBackoffMs`. @default 3 */
+  readonly maxConsecutiveTimeouts: number;
+  /** How long an unresponsive peer is not reconnected. @default 30_000 */
+  readonly slowPeerBackoffMs: number;
+  /** Endgame starts when this few pieces are still missing (not verified, not being verified). @default 4 */
+  readonly endgameThreshold: number;
+  /** In endgame, at most this many peers are asked for the same piece at once. @default 2 */
+  readonly endgameMaxRequestsPerPiece: number;
+  /** Pieces we send at once (sendPiece without uploadDone yet), across all peers. @default 4 */
+  readonly maxUploadSlots: number;
+  /** Upload requests queued behind busy slots, across all peers; more are rejected. @default 64 */
+  readonly maxUploadQueue: number;
+  /** After a peer rejects a request, ask it nothing for this long. @default 500 */
+  readonly rejectBackoffMs: number;
+  /** A peer that sent a piece failing verification is closed and not reconnected for this long. @default 300_000 */
+  readonly blacklistMs: number;
+  /**
+   * Close a connection on which no piece moved either way for this long, when its slot could serve someone else:
+   * we are seeding, or discovered peers are waiting for a free slot. @default 30_000
+   */
+  readonly idleTimeoutMs: number;
+  /** Announce interval while downloading. Kraken: 5 s. @default 5_000 */
+  readonly announceIntervalMs: number;
+  /** Announce interval once complete (seeding). Kraken backs off to 1 min. @default 60_000 */
+  readonly seedAnnounceIntervalMs: number;
+}
+
+export const DEFAULT_SCHEDULER_CONFIG: SchedulerConfig = {
+  maxConnections: 10,
+  pipelineDepth: 3,
+  requestTimeoutMs: 10_000,
+  maxConsecutiveTimeouts: 3,
+  slowPeerBackoffMs: 30_000,
+  endgameThreshold: 4,
+  endgameMaxRequestsPerPiece: 2,
+  maxUploadSlots: 4,
+  maxUploadQueue: 64,
+  rejectBackoffMs: 500,
+  blacklistMs: 300_000,
+  idleTimeoutMs: 30_000,
+  announceIntervalMs: 5_000,
+  seedAnnounceIntervalMs: 60_000,
+};
+
+/** Defaults overlaid with `overrides`, validated. Throws CONFIG_INVALID naming the first bad field. */
+export function schedulerConfig(overrides: Partial<SchedulerConfig> = {}): SchedulerConfig {
+  const config: SchedulerConfig = { ...DEFAULT_SCHEDULER_CONFIG, ...overrides };
+  const atLeast = (field: keyof SchedulerConfig, min: number): void => {
+    const value = config[field];
+    if (!Number.isSafeInteger(value) || value < min) {
+      throw new LayerswarmError('CONFIG_INVALID', `scheduler ${field} must be an integer ≥ ${min}, got ${String(value)}`);
+    }
+  };
+  atLeast('maxConnections', 1);
+  atLeast('pipelineDepth', 1);
+  atLeast('requestTimeoutMs', 1);
+  atLeast('maxConsecutiveTimeouts', 1);
+  atLeast('slowPeerBackoffMs', 0);
+  atLeast('endgameThreshold', 0);
+  atLeast('endgameMaxRequestsPerPiece', 1);
+  atLeast('maxUploadSlots', 0);
+  atLeast('maxUploadQueue', 0);
+  atLeast('rejectBackoffMs', 0);
+  atLeast('blacklistMs', 0);
+  atLeast('idleTimeoutMs', 1);
+  atLeast('announceIntervalMs', 1);
+  atLeast('seedAnnounceIntervalMs', 1);
+  return config;
+}

@@ -1,0 +1,58 @@
+/**
+ * PeerState: what the scheduler knows about one connected peer of one blob. Plain bookkeeping, no policy: the
+ * scheduler decides, this remembers. In-flight requests carry deadlines on the injected clock.
+ */
+import type { Bitfield } from './bitfield.ts';
+import type { PeerId } from './types.ts';
+
+export interface PeerStats {
+  piecesDown: number;
+  piecesUp: number;
+  bytesDown: number;
+  bytesUp: number;
+  timeouts: number;
+  rejected: number;
+}
+
+export class PeerState {
+  readonly id: PeerId;
+  bitfield: Bitfield;
+  /** Our requests to this peer: piece → deadline (ms). */
+  readonly inflight = new Map<number, number>();
+  /** Current pipeline depth: 1..config.pipelineDepth; halved on a timeout, +1 per piece received. */
+  depth: number;
+  consecutiveTimeouts = 0;
+  /** Last time piece bytes moved either way (or the connection opened). */
+  lastActiveAt: number;
+  /** Do not request anything from this peer before this time (after it rejected a request). */
+  backoffUntil = 0;
+  /** Pieces not to ask this peer for again before the given time (it timed out on them). */
+  readonly avoid = new Map<number, number>();
+  readonly stats: PeerStats = { piecesDown: 0, piecesUp: 0, bytesDown: 0, bytesUp: 0, timeouts: 0, rejected: 0 };
+
+  constructor(id: PeerId, bitfield: Bitfield, depth: number, now: number) {
+    this.id = id;
+    this.lastActiveAt = now;
+    this.bitfield = bitfield;
+    this.depth = depth;
+  }
+
+  /** Free pipeline slots right now. */
+  freeSlots(now: number): number {
+    if (now < this.backoffUntil) return 0;
+    return Math.max(0, this.depth - this.inflight.size);
+  }
+
+  avoids(piece: number, now: number): boolean {
+    const until = this.avoid.get(piece);
+    if (until === undefined) return false;
+    if (until > now) return true;
+    this.avoid.delete(piece);
+    return false;
+  }
+
+  /** Pieces whose request deadline has passed, ascending deadline. */
+  expired(now: number): number[] {
+    return [...this.inflight].filter(([, deadline]) => deadline <= now).sort((a, b) => a[1] - b[1] || a[0] - b[0]).map(([p]) => p);
+  }
+}
