@@ -30,6 +30,10 @@ export const ERROR_CODES = {
   REGISTRY_NOT_ALLOWED: [404, 'NAME_UNKNOWN'],
   METAINFO_INVALID: [502, 'UNKNOWN'],
   STORE_FULL: [507, 'UNAVAILABLE'],
+  // Peer wire protocol (shared/wire): a protocol violation (ours or the peer's), and a peer that cannot be reached
+  // or dropped the connection.
+  PROTOCOL_ERROR: [502, 'UNKNOWN'],
+  PEER_UNAVAILABLE: [502, 'UNAVAILABLE'],
   STORE_IO: [500, 'UNKNOWN'],
   ABORTED: [499, 'UNKNOWN'],
   CONFIG_INVALID: [500, 'UNKNOWN'],
