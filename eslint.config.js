@@ -25,7 +25,7 @@ export default tseslint.config(
   },
   {
     // Command-line entry points, tests and benchmarks may print.
-    files: ['bin/**', '**/cmd/**', 'test/**', 'bench/**'],
+    files: ['bin/**', '**/cmd/**', 'shared/cli/**', 'test/**', 'bench/**'],
     rules: { 'no-console': 'off' },
   },
   {
