@@ -61,7 +61,8 @@ export const AGENT_OPTIONS: readonly OptionSpec[] = [
   { key: 'registries', type: 'list', fileOnly: true, default: [], doc: 'Upstream registries: list of {host, url, username, password}.' },
 ];
 
-function parseRegistries(raw: unknown, problems: string[]): RegistryConfig[] {
+/** The `registries` YAML section (agent and seeder). */
+export function parseRegistries(raw: unknown, problems: string[]): RegistryConfig[] {
   if (raw === undefined || raw === null) return [];
   if (!Array.isArray(raw)) {
     problems.push('registries: expected a list of {host, url, username, password}');

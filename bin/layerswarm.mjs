@@ -23,6 +23,7 @@ const COMMANDS = {
   configure: ['../agent/cmd/configure.ts', 'configure a container runtime to use the agent (configure containerd ...)'],
   demo: ['../bench/demo.ts', 'start an origin registry, an agent, and pull a generated image through it'],
   tracker: ['../tracker/cmd/tracker.ts', 'run the swarm tracker'],
+  seeder: ['../agent/cmd/seeder.ts', 'run the seeder beside the origin registry'],
 };
 
 const [command, ...rest] = process.argv.slice(2);

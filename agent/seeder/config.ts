@@ -1,0 +1,123 @@
+/**
+ * The seeder's configuration: every option with its flag, env var, YAML key, default and doc (see `layerswarm seeder
+ * --help`). Validated once, at startup. Options shared with the agent (store, upstream timeouts, credentials) reuse
+ * the agent's specs so both document them the same way.
+ */
+import type { LevelWithSilent } from 'pino';
+import { LOG_LEVELS } from '../../shared/logging.ts';
+import { configError, loadOptions, type HostPort, type OptionSpec } from '../../shared/config/options.ts';
+import { DEFAULT_PIECE_POLICY, validatePolicy, type PiecePolicy } from '../../shared/swarm/metainfo.ts';
+import { isLayerswarmError } from '../../shared/errors.ts';
+import { AGENT_OPTIONS, parseRegistries, type RegistryConfig } from '../config.ts';
+
+export interface SeederConfig {
+  origin: string;
+  tracker: string;
+  listen: HostPort;
+  peerListen: HostPort;
+  dataDir: string;
+  logLevel: LevelWithSilent;
+  storeMaxBytes: number;
+  manifestMaxBytes: number;
+  upstreamConnectTimeout: number;
+  upstreamHeadersTimeout: number;
+  upstreamIdleTimeout: number;
+  fetchAttempts: number;
+  dockerConfig: string | undefined;
+  registries: RegistryConfig[];
+  seederId: string | undefined;
+  advertiseUrl: string | undefined;
+  trackerToken: string | undefined;
+  heartbeatInterval: number;
+  productionTimeout: number;
+  preheat: boolean;
+  preheatConcurrency: number;
+  preheatMaxQueued: number;
+  notificationToken: string | undefined;
+  minPieceLength: number;
+  maxPieceLength: number;
+  targetPieces: number;
+  originDirectMaxBytes: number;
+  shutdownTimeout: number;
+}
+
+/** A seeder id as the tracker accepts it (tracker/schemas.ts SEEDER_ID_PATTERN). */
+export const SEEDER_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+
+const shared = (key: string, override: Partial<OptionSpec> = {}): OptionSpec => {
+  const spec = AGENT_OPTIONS.find((o) => o.key === key);
+  if (!spec) throw new Error(`no agent option ${key}`);
+  return { ...spec, ...override };
+};
+
+export const SEEDER_OPTIONS: readonly OptionSpec[] = [
+  { key: 'origin', type: 'url', required: true, doc: 'The origin registry the seeder runs beside (blobs are fetched from it; its push notifications preheat).' },
+  { key: 'tracker', type: 'url', required: true, doc: 'The tracker: the seeder registers there and publishes the metainfo it produces.' },
+  { key: 'listen', type: 'hostport', default: { host: '0.0.0.0', port: 5070 }, doc: 'Address of the seeder\'s HTTP API (/v1/metainfo for the tracker, /v1/notifications for the registry, /healthz, /metrics).' },
+  { key: 'peerListen', type: 'hostport', default: { host: '0.0.0.0', port: 5071 }, doc: 'Address of the piece protocol (peers download pieces here).' },
+  shared('dataDir', { default: '/var/lib/layerswarm-seeder', doc: 'Directory of the blob store and the metainfo (metainfo/).' }),
+  { key: 'logLevel', type: 'enum', choices: LOG_LEVELS, metavar: 'LEVEL', default: 'info', doc: `Log level (JSON logs on stdout): ${LOG_LEVELS.join(', ')}.` },
+  shared('storeMaxBytes', { default: 100 * 2 ** 30, doc: 'Blob store size cap; least-recently-used blobs are evicted above it (size it to hold every blob being seeded).' }),
+  shared('manifestMaxBytes'),
+  shared('upstreamConnectTimeout'),
+  shared('upstreamHeadersTimeout'),
+  shared('upstreamIdleTimeout'),
+  shared('fetchAttempts'),
+  shared('dockerConfig', { doc: 'Docker config.json whose "auths" give the seeder credentials per registry.' }),
+  { key: 'seederId', type: 'string', metavar: 'ID', doc: 'Id the seeder registers with at the tracker (unset: seeder-HOST-PORT, from --listen).' },
+  { key: 'advertiseUrl', type: 'url', doc: 'Base URL the tracker calls the seeder back at (unset: http://HOST:PORT of --listen, the host name when listening on a wildcard address).' },
+  { key: 'trackerToken', type: 'string', metavar: 'TOKEN', doc: 'The tracker\'s seeder token (its --seeder-token), sent as "Authorization: Bearer TOKEN".' },
+  { key: 'heartbeatInterval', type: 'duration', default: 20_000, min: 100, max: 3_600_000, doc: 'How often the seeder re-registers at the tracker (keep it well below the tracker\'s --seeder-ttl).' },
+  { key: 'productionTimeout', type: 'duration', default: 30 * 60_000, min: 1000, doc: 'Longest time one metainfo production (download, verify, hash) may take.' },
+  { key: 'preheat', type: 'bool', default: true, doc: 'Produce metainfo for pushed layers when the registry notifies a push (else notifications are accepted and ignored).' },
+  { key: 'preheatConcurrency', type: 'int', default: 2, min: 1, max: 64, doc: 'Preheat jobs (manifest reads and blob productions) running at the same time.' },
+  { key: 'preheatMaxQueued', type: 'int', default: 10_000, min: 1, doc: 'Preheat jobs waiting at most; more are dropped (and produced on demand later).' },
+  { key: 'notificationToken', type: 'string', metavar: 'TOKEN', doc: 'When set, POST /v1/notifications needs "Authorization: Bearer TOKEN" (set it in the registry\'s notifications endpoint headers).' },
+  { key: 'minPieceLength', type: 'bytes', default: DEFAULT_PIECE_POLICY.minPieceLength, doc: 'Smallest piece (a power of two). Every seeder of a tracker must use the same piece policy (else the tracker refuses the other\'s metainfo with METAINFO_CONFLICT).' },
+  { key: 'maxPieceLength', type: 'bytes', default: DEFAULT_PIECE_POLICY.maxPieceLength, doc: 'Largest piece (a power of two).' },
+  { key: 'targetPieces', type: 'int', default: DEFAULT_PIECE_POLICY.targetPieces, min: 1, max: 65_536, doc: 'Aimed-for piece count of large blobs.' },
+  { key: 'originDirectMaxBytes', type: 'bytes', default: DEFAULT_PIECE_POLICY.originDirectMaxBytes, doc: 'Blobs up to this size are not preheated (agents fetch them from the origin directly); they are still produced when asked.' },
+  shared('shutdownTimeout'),
+  { key: 'registries', type: 'list', fileOnly: true, default: [], doc: 'Upstream registries besides the origin: list of {host, url, username, password}.' },
+];
+
+export function piecePolicyOf(config: Pick<SeederConfig, 'minPieceLength' | 'maxPieceLength' | 'targetPieces' | 'originDirectMaxBytes'>): PiecePolicy {
+  return {
+    minPieceLength: config.minPieceLength,
+    maxPieceLength: config.maxPieceLength,
+    targetPieces: config.targetPieces,
+    originDirectMaxBytes: config.originDirectMaxBytes,
+  };
+}
+
+/** Cross-option checks. Returns problems. */
+export function checkSeederConfig(config: SeederConfig): string[] {
+  const problems: string[] = [];
+  if (config.seederId !== undefined && !SEEDER_ID_RE.test(config.seederId)) problems.push(`seederId ${JSON.stringify(config.seederId)} must match ${SEEDER_ID_RE.source}`);
+  try {
+    validatePolicy(piecePolicyOf(config));
+  } catch (err) {
+    if (!isLayerswarmError(err, 'CONFIG_INVALID')) throw err;
+    problems.push(`piece policy: ${err.message}`);
+  }
+  return problems;
+}
+
+/** Load and validate. Returns undefined when --help was asked for. */
+export function loadSeederConfig(argv: readonly string[], env: NodeJS.ProcessEnv): SeederConfig | undefined {
+  let registries: RegistryConfig[] = [];
+  const loaded = loadOptions(SEEDER_OPTIONS.filter((o) => o.key !== 'registries'), {
+    argv,
+    env,
+    fileSections: ['registries'],
+    validate: (file, problems) => {
+      registries = parseRegistries(file.registries, problems);
+    },
+  });
+  if (loaded.help) return undefined;
+  const unset = { dockerConfig: undefined, seederId: undefined, advertiseUrl: undefined, trackerToken: undefined, notificationToken: undefined };
+  const config = { ...unset, ...loaded.values, registries } as unknown as SeederConfig;
+  const problems = checkSeederConfig(config);
+  if (problems.length > 0) throw configError(problems);
+  return config;
+}
