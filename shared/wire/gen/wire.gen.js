@@ -1016,7 +1016,9 @@ export const layerswarm = $root.layerswarm = (() => {
                 /**
                  * Constructs a new Cancel.
                  * @memberof layerswarm.wire.v1
-                 * @classdesc The sender no longer wants `piece` (a Request it sent earlier).
+                 * @classdesc From the requester: it no longer wants `piece` (a Request it sent earlier).
+                 * From the uploader: it will not send `piece` for that peer's Request (upload slots and queue full); the requester
+                 * treats it as a rejection and asks again later or elsewhere.
                  * @constructor
                  * @param {layerswarm.wire.v1.Cancel.$Properties=} [properties] Properties to set
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
