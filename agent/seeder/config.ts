@@ -3,6 +3,8 @@
  * --help`). Validated once, at startup. Options shared with the agent (store, upstream timeouts, credentials) reuse
  * the agent's specs so both document them the same way.
  */
+import { isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import type { LevelWithSilent } from 'pino';
 import { LOG_LEVELS } from '../../shared/logging.ts';
 import { configError, loadOptions, type HostPort, type OptionSpec } from '../../shared/config/options.ts';
@@ -15,6 +17,8 @@ export interface SeederConfig {
   tracker: string;
   listen: HostPort;
   peerListen: HostPort;
+  /** The IP peers dial to reach --peer-listen (unset: see peerAdvertiseOf). */
+  peerAdvertise: string | undefined;
   dataDir: string;
   logLevel: LevelWithSilent;
   storeMaxBytes: number;
@@ -55,6 +59,7 @@ export const SEEDER_OPTIONS: readonly OptionSpec[] = [
   { key: 'tracker', type: 'url', required: true, doc: 'The tracker: the seeder registers there and publishes the metainfo it produces.' },
   { key: 'listen', type: 'hostport', default: { host: '0.0.0.0', port: 5070 }, doc: 'Address of the seeder\'s HTTP API (/v1/metainfo for the tracker, /v1/notifications for the registry, /healthz, /metrics).' },
   { key: 'peerListen', type: 'hostport', default: { host: '0.0.0.0', port: 5071 }, doc: 'Address of the piece protocol (peers download pieces here).' },
+  { key: 'peerAdvertise', type: 'string', metavar: 'IP', doc: 'IP address peers dial to reach --peer-listen, announced to the tracker (unset: the --peer-listen host; for a wildcard host, the first non-internal IPv4 address, else 127.0.0.1).' },
   shared('dataDir', { default: '/var/lib/layerswarm-seeder', doc: 'Directory of the blob store and the metainfo (metainfo/).' }),
   { key: 'logLevel', type: 'enum', choices: LOG_LEVELS, metavar: 'LEVEL', default: 'info', doc: `Log level (JSON logs on stdout): ${LOG_LEVELS.join(', ')}.` },
   shared('storeMaxBytes', { default: 100 * 2 ** 30, doc: 'Blob store size cap; least-recently-used blobs are evicted above it (size it to hold every blob being seeded).' }),
@@ -90,9 +95,43 @@ export function piecePolicyOf(config: Pick<SeederConfig, 'minPieceLength' | 'max
   };
 }
 
+const isWildcard = (host: string): boolean => host === '0.0.0.0' || host === '::' || host === '';
+
+/** An address the tracker accepts as dialable (tracker/server.ts announce): an IP, not a wildcard or multicast one. */
+function undialable(address: string): string | undefined {
+  if (isIP(address) === 0) return 'is not an IP address';
+  if (isWildcard(address)) return 'is a wildcard address peers cannot dial';
+  if (/^(22[4-9]|23\d)\./.test(address) || /^ff/i.test(address)) return 'is a multicast address';
+  return undefined;
+}
+
+/** The first non-internal IPv4 address of this host, else 127.0.0.1. */
+export function firstExternalIPv4(): string {
+  for (const addresses of Object.values(networkInterfaces())) {
+    for (const a of addresses ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
+}
+
+/**
+ * The IP the seeder announces for its piece listener: --peer-advertise, else the --peer-listen host, else (a wildcard
+ * listen host) the first non-internal IPv4 address or 127.0.0.1.
+ */
+export function peerAdvertiseOf(config: Pick<SeederConfig, 'peerListen' | 'peerAdvertise'>): string {
+  if (config.peerAdvertise !== undefined) return config.peerAdvertise;
+  const host = config.peerListen.host;
+  return isWildcard(host) ? firstExternalIPv4() : host;
+}
+
 /** Cross-option checks. Returns problems. */
 export function checkSeederConfig(config: SeederConfig): string[] {
   const problems: string[] = [];
+  if (config.peerAdvertise !== undefined) {
+    const why = undialable(config.peerAdvertise);
+    if (why) problems.push(`peerAdvertise ${JSON.stringify(config.peerAdvertise)} ${why}`);
+  } else if (!isWildcard(config.peerListen.host) && isIP(config.peerListen.host) === 0) {
+    problems.push(`peerListen host ${JSON.stringify(config.peerListen.host)} is not an IP address: set peerAdvertise to the IP peers dial`);
+  }
   if (config.seederId !== undefined && !SEEDER_ID_RE.test(config.seederId)) problems.push(`seederId ${JSON.stringify(config.seederId)} must match ${SEEDER_ID_RE.source}`);
   try {
     validatePolicy(piecePolicyOf(config));
@@ -115,7 +154,7 @@ export function loadSeederConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     },
   });
   if (loaded.help) return undefined;
-  const unset = { dockerConfig: undefined, seederId: undefined, advertiseUrl: undefined, trackerToken: undefined, notificationToken: undefined };
+  const unset = { peerAdvertise: undefined, dockerConfig: undefined, seederId: undefined, advertiseUrl: undefined, trackerToken: undefined, notificationToken: undefined };
   const config = { ...unset, ...loaded.values, registries } as unknown as SeederConfig;
   const problems = checkSeederConfig(config);
   if (problems.length > 0) throw configError(problems);

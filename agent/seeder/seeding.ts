@@ -1,5 +1,5 @@
 /**
- * The seam between the seeder role and the swarm engine (agent/swarm/engine, being built separately).
+ * The seam between the seeder role and the swarm engine (agent/swarm/engine).
  *
  * The producer calls `seed(metainfo, blobPath)` after the blob is in the verified store and its metainfo is persisted,
  * and before the metainfo is published to the tracker, so agents that learn the metainfo find a seeder. `seed` must
@@ -7,11 +7,11 @@
  * not when seeding ends; seeding the same digest twice must be a no-op. It is also called at start for every stored
  * blob with known metainfo.
  *
- * TODO(swarm engine): replace NOOP_SEEDING in agent/cmd/seeder.ts (via SeederDependencies.seeding) with the engine:
- * listen on `context.peerListen`, serve pieces of the stored blob (verified by the seeder: the whole blob matched its
- * digest before it entered the store; prefer `{ store: context.store }` over `{ path: blobPath }`: the engine's
- * stopSeeding removes a path source's file), announce `{digest, complete: true, seeder: true}` every interval the
- * tracker hands out, and stop on `close()`.
+ * Implementations: `createSwarmSeeding` (swarm-seeding.ts: the swarm engine on `context.peerListen`, seeding from
+ * `{ store: context.store }` and announcing `{digest, complete: true, seeder: true}` to the tracker; the default of
+ * `layerswarm seeder`, agent/cmd/seeder.ts) and NOOP_SEEDING (the default of startSeeder without
+ * SeederDependencies.seeding, for tests). Prefer `{ store }` over `{ path: blobPath }` as the engine's seed source:
+ * the engine's stopSeeding removes a path source's file.
  */
 import type { HostPort } from '../../shared/config/options.ts';
 import type { Logger } from '../../shared/logging.ts';
