@@ -2,10 +2,13 @@
  * The agent's composition root: builds the blob store, manifest cache, upstream client, blob source, fetcher, access
  * checker and registry endpoint from an AgentConfig, and starts listening. Tests and the CLI both start agents here.
  */
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { componentLogger, type Logger } from '../shared/logging.ts';
-import type { AgentConfig } from './config.ts';
+import { TcpTransport } from '../shared/wire/tcp-transport.ts';
+import { TrackerClient } from '../tracker/client.ts';
+import { peerAdvertiseAddress, type AgentConfig } from './config.ts';
 import { FsBlobStore } from './store/fs-store.ts';
 import { ManifestCache } from './manifests/manifest-cache.ts';
 import { createUpstreamClient } from './upstream/client.ts';
@@ -13,6 +16,8 @@ import { identityFromAuthorization, loadDockerConfigCredentials } from './upstre
 import { UpstreamResolver } from './upstream-resolver.ts';
 import { OriginBlobSource } from './source/origin-source.ts';
 import type { BlobSource } from './source/blob-source.ts';
+import { SWARM_FALLBACK_REASONS, SwarmBlobSource } from './source/swarm-source.ts';
+import { SwarmEngine, swarmEngineConfig, trackerAnnounce } from './swarm/engine/index.ts';
 import { BlobFetcher } from './blobs/blob-fetcher.ts';
 import { AccessChecker } from './access/access-checker.ts';
 import { Prefetcher } from './blobs/prefetcher.ts';
@@ -32,8 +37,11 @@ export interface RunningAgent {
 export interface AgentDependencies {
   logger: Logger;
   now?: () => number;
-  /** Replace the blob source (the swarm plugs in here). Default: the origin. */
-  blobSource?: (origin: BlobSource) => BlobSource;
+  /**
+   * Wrap or replace the blob source. Gets the origin source, or the swarm source when `tracker` is configured.
+   * Default: that source as it is.
+   */
+  blobSource?: (source: BlobSource) => BlobSource;
 }
 
 export async function startAgent(config: AgentConfig, deps: AgentDependencies): Promise<RunningAgent> {
@@ -42,12 +50,24 @@ export async function startAgent(config: AgentConfig, deps: AgentDependencies): 
   const lifetime = new AbortController();
   let ready = false;
 
-  const store = new FsBlobStore({ dir: config.dataDir, capBytes: config.storeMaxBytes, logger: componentLogger(deps.logger, 'store') });
+  let swarmSource: SwarmBlobSource | undefined;
+  const store = new FsBlobStore({
+    dir: config.dataDir, capBytes: config.storeMaxBytes, logger: componentLogger(deps.logger, 'store'),
+    onChange: () => swarmSource?.storeChanged(),
+  });
   await store.init(lifetime.signal);
   const manifests = new ManifestCache({ dir: join(config.dataDir, 'manifests-cache'), maxManifests: config.maxManifests, logger: componentLogger(deps.logger, 'manifests'), now });
   await manifests.init();
 
-  const metrics = createAgentMetrics(() => store.usage(), () => manifests.count);
+  let swarmEngine: SwarmEngine | undefined;
+  const metrics = createAgentMetrics(() => store.usage(), () => manifests.count, () => swarmEngine && {
+    torrents: () => {
+      const all = swarmEngine?.stats() ?? [];
+      const download = all.filter((t) => t.role === 'download').length;
+      return { download, seed: all.length - download };
+    },
+    connections: () => swarmEngine?.connectionCount ?? 0,
+  });
   const dockerCredentials = config.dockerConfig ? await loadDockerConfigCredentials(config.dockerConfig) : undefined;
   const resolver = new UpstreamResolver({
     origin: config.origin,
@@ -67,7 +87,28 @@ export async function startAgent(config: AgentConfig, deps: AgentDependencies): 
     onRequest: (e) => metrics.upstreamDuration.labels(e.registry, e.kind, String(e.status)).observe(e.durationMs / 1000),
   });
   const origin = new OriginBlobSource(upstream);
-  const source = deps.blobSource ? deps.blobSource(origin) : origin;
+  const swarm = config.tracker === undefined ? undefined : await startSwarm(config, config.tracker, deps.logger);
+  if (swarm !== undefined) {
+    swarmEngine = swarm.engine;
+    for (const reason of SWARM_FALLBACK_REASONS) metrics.swarmFallbacks.labels(reason).inc(0);
+    swarmSource = new SwarmBlobSource({
+      origin, upstream, store,
+      tracker: swarm.tracker,
+      engine: swarm.engine,
+      isDefaultRegistry: (registry) => registry === resolver.defaultRegistry,
+      originDirectMaxBytes: config.swarmOriginDirectMaxBytes,
+      metainfoTimeoutMs: config.metainfoTimeout,
+      stallTimeoutMs: config.swarmStallTimeout,
+      maxTorrents: swarm.maxTorrents,
+      logger: componentLogger(deps.logger, 'swarm-source'),
+      lifetime: lifetime.signal,
+      now,
+      onFallback: (reason) => metrics.swarmFallbacks.labels(reason).inc(),
+      onBytes: (from, bytes) => metrics.swarmBytes.labels(from).inc(bytes),
+    });
+  }
+  const base: BlobSource = swarmSource ?? origin;
+  const source = deps.blobSource ? deps.blobSource(base) : base;
   const fetcher = new BlobFetcher({
     store,
     source,
@@ -108,12 +149,21 @@ export async function startAgent(config: AgentConfig, deps: AgentDependencies): 
     },
     ready: () => ready,
   });
-  await app.listen({ host: config.listen.host, port: config.listen.port });
+  try {
+    await app.listen({ host: config.listen.host, port: config.listen.port });
+  } catch (err) {
+    await swarm?.engine.close();
+    await swarm?.tracker.close();
+    throw err;
+  }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.listen.port;
   const host = config.listen.host === '0.0.0.0' ? '127.0.0.1' : config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
   ready = true;
-  logger.info({ listen: `${config.listen.host}:${port}`, origin: config.origin, dataDir: config.dataDir, storeMaxBytes: config.storeMaxBytes }, 'agent ready');
+  logger.info({
+    listen: `${config.listen.host}:${port}`, origin: config.origin, dataDir: config.dataDir, storeMaxBytes: config.storeMaxBytes,
+    ...(swarm ? { tracker: config.tracker, peerListen: swarm.engine.address, peerAdvertise: swarm.advertise, zone: config.zone } : {}),
+  }, 'agent ready');
 
   let closing: Promise<void> | undefined;
   return {
@@ -128,6 +178,9 @@ export async function startAgent(config: AgentConfig, deps: AgentDependencies): 
         await app.close();
         clearTimeout(forced);
         lifetime.abort(new Error('agent shutting down'));
+        // Partial downloads are kept: the same digest resumes from its verified pieces after a restart.
+        await swarm?.engine.close().catch((err: unknown) => logger.warn({ err }, 'swarm engine close failed'));
+        await swarm?.tracker.close();
         await upstream.close();
         await store.close();
         logger.info('agent stopped');
@@ -135,4 +188,32 @@ export async function startAgent(config: AgentConfig, deps: AgentDependencies): 
       return closing;
     },
   };
+}
+
+interface Swarm {
+  readonly tracker: TrackerClient;
+  readonly engine: SwarmEngine;
+  readonly advertise: string;
+  readonly maxTorrents: number;
+}
+
+/** The swarm side of an agent with `tracker` set: tracker client, piece-protocol listener, engine. */
+async function startSwarm(config: AgentConfig, trackerUrl: string, rootLogger: Logger): Promise<Swarm> {
+  const tracker = new TrackerClient({ url: trackerUrl, metainfoTimeoutMs: config.metainfoTimeout, userAgent: 'layerswarm-agent/0.1' });
+  const advertise = peerAdvertiseAddress(config);
+  const engineConfig = swarmEngineConfig();
+  const dataDir = join(config.dataDir, 'swarm');
+  await mkdir(dataDir, { recursive: true });
+  const engine = new SwarmEngine({
+    transport: new TcpTransport(),
+    announce: trackerAnnounce(tracker, { address: advertise, ...(config.zone === undefined ? {} : { zone: config.zone }) }),
+    dataDir, config: engineConfig, logger: rootLogger,
+  });
+  try {
+    await engine.listen(config.peerListen);
+  } catch (err) {
+    await tracker.close();
+    throw err;
+  }
+  return { tracker, engine, advertise, maxTorrents: engineConfig.maxTorrents };
 }

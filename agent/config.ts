@@ -3,7 +3,11 @@
  * --help` and README "Configuration"). Validated once, at startup.
  */
 import { LOG_LEVELS } from '../shared/logging.ts';
-import { loadOptions, type HostPort, type OptionSpec } from '../shared/config/options.ts';
+import { isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import { configError, loadOptions, type HostPort, type OptionSpec } from '../shared/config/options.ts';
+import { DEFAULT_PIECE_POLICY } from '../shared/swarm/metainfo.ts';
+import { ZONE_PATTERN } from '../tracker/schemas.ts';
 import type { LevelWithSilent } from 'pino';
 
 export interface RegistryConfig {
@@ -36,6 +40,15 @@ export interface AgentConfig {
   dockerConfig: string | undefined;
   shutdownTimeout: number;
   registries: RegistryConfig[];
+  /** Tracker URL: set → blobs come through the swarm (falling back to the origin); unset → a plain mirror. */
+  tracker: string | undefined;
+  peerListen: HostPort;
+  /** IP address peers dial (unset: see peerAdvertiseAddress). */
+  peerAdvertise: string | undefined;
+  zone: string | undefined;
+  metainfoTimeout: number;
+  swarmStallTimeout: number;
+  swarmOriginDirectMaxBytes: number;
 }
 
 export const AGENT_OPTIONS: readonly OptionSpec[] = [
@@ -59,7 +72,36 @@ export const AGENT_OPTIONS: readonly OptionSpec[] = [
   { key: 'dockerConfig', type: 'string', metavar: 'FILE', doc: 'Docker config.json whose "auths" give the agent credentials per registry.' },
   { key: 'shutdownTimeout', type: 'duration', default: 10_000, min: 0, doc: 'Grace period for in-flight requests on SIGTERM.' },
   { key: 'registries', type: 'list', fileOnly: true, default: [], doc: 'Upstream registries: list of {host, url, username, password}.' },
+  { key: 'tracker', type: 'url', doc: 'Tracker URL. Set: large blobs are downloaded from peers (piece by piece, every piece and the whole blob verified) with the origin as fallback, and kept seeding from the store. Unset: a plain mirror.' },
+  { key: 'peerListen', type: 'hostport', default: { host: '0.0.0.0', port: 5051 }, doc: 'Address of the piece protocol (peers download pieces here); used only with --tracker.' },
+  { key: 'peerAdvertise', type: 'string', metavar: 'IP', doc: 'IP address other peers dial to reach --peer-listen (unset: the --peer-listen host, or the first non-internal IPv4 address when that is a wildcard).' },
+  { key: 'zone', type: 'string', metavar: 'ZONE', doc: 'Zone (e.g. rack or availability zone) announced to the tracker, which prefers handing out peers of the same zone.' },
+  { key: 'metainfoTimeout', type: 'duration', default: 10_000, min: 10, doc: 'How long to wait for a blob\'s metainfo from the tracker before fetching it from the origin.' },
+  { key: 'swarmStallTimeout', type: 'duration', default: 30_000, min: 10, doc: 'A swarm download that verifies no new piece for this long is abandoned for the origin.' },
+  { key: 'swarmOriginDirectMaxBytes', type: 'bytes', default: DEFAULT_PIECE_POLICY.originDirectMaxBytes, min: 0, doc: 'Blobs up to this size are fetched from the origin, not the swarm (keep it equal to the seeder\'s --origin-direct-max-bytes).' },
 ];
+
+/** The IP address announced to the tracker for peers to dial: --peer-advertise, else the --peer-listen host, else (wildcard) the first non-internal IPv4 address, else 127.0.0.1. */
+export function peerAdvertiseAddress(config: Pick<AgentConfig, 'peerAdvertise' | 'peerListen'>, interfaces: ReturnType<typeof networkInterfaces> = networkInterfaces()): string {
+  if (config.peerAdvertise !== undefined) return config.peerAdvertise;
+  const host = config.peerListen.host;
+  if (host !== '' && host !== '0.0.0.0' && host !== '::') return host;
+  for (const list of Object.values(interfaces)) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
+}
+
+/** Cross-option checks. Returns problems. */
+export function checkAgentConfig(config: AgentConfig): string[] {
+  const problems: string[] = [];
+  if (config.peerAdvertise !== undefined && isIP(config.peerAdvertise) === 0) problems.push(`peerAdvertise: expected an IP address, got ${JSON.stringify(config.peerAdvertise)}`);
+  if (config.tracker !== undefined && config.peerAdvertise === undefined && !['', '0.0.0.0', '::'].includes(config.peerListen.host) && isIP(config.peerListen.host) === 0) {
+    problems.push(`peerListen: the host ${JSON.stringify(config.peerListen.host)} is not an IP address; set peerAdvertise to the IP peers dial`);
+  }
+  if (config.zone !== undefined && !new RegExp(ZONE_PATTERN).test(config.zone)) problems.push(`zone: expected ${ZONE_PATTERN}, got ${JSON.stringify(config.zone)}`);
+  return problems;
+}
 
 /** The `registries` YAML section (agent and seeder). */
 export function parseRegistries(raw: unknown, problems: string[]): RegistryConfig[] {
@@ -112,5 +154,9 @@ export function loadAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
     },
   });
   if (loaded.help) return undefined;
-  return { ...(loaded.values as unknown as Omit<AgentConfig, 'registries'>), registries };
+  const unset = { dockerConfig: undefined, tracker: undefined, peerAdvertise: undefined, zone: undefined };
+  const config: AgentConfig = { ...unset, ...(loaded.values as unknown as Omit<AgentConfig, 'registries'>), registries };
+  const problems = checkAgentConfig(config);
+  if (problems.length > 0) throw configError(problems);
+  return config;
 }

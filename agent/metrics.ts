@@ -11,15 +11,40 @@ export interface AgentMetrics {
   accessChecks: Counter<'result'>;
   staleResponses: Counter;
   prefetch: Counter<'event'>;
+  swarmFallbacks: Counter<'reason'>;
+  swarmBytes: Counter<'source'>;
 }
 
-export function createAgentMetrics(storeUsage: () => StoreUsage, manifestCount: () => number): AgentMetrics {
+/** What the swarm gauges read when scraped (agents with a tracker). */
+export interface SwarmGaugeSource {
+  torrents(): { download: number; seed: number };
+  connections(): number;
+}
+
+export function createAgentMetrics(storeUsage: () => StoreUsage, manifestCount: () => number, swarm?: () => SwarmGaugeSource | undefined): AgentMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'layerswarm_process_' });
   const registers = [registry];
   new Gauge({ name: 'layerswarm_store_bytes', help: 'Bytes of verified blobs in the store.', registers, collect() { this.set(storeUsage().bytes); } });
   new Gauge({ name: 'layerswarm_store_blobs', help: 'Blobs in the store.', registers, collect() { this.set(storeUsage().count); } });
   new Gauge({ name: 'layerswarm_store_cap_bytes', help: 'Blob store size cap.', registers, collect() { this.set(storeUsage().capBytes); } });
+  new Gauge({
+    name: 'layerswarm_swarm_torrents', help: 'Blobs in the swarm engine, by role (download: being downloaded; seed: served to peers from the store).', labelNames: ['role'], registers,
+    collect() {
+      const s = swarm?.();
+      if (s === undefined) return;
+      const t = s.torrents();
+      this.labels('download').set(t.download);
+      this.labels('seed').set(t.seed);
+    },
+  });
+  new Gauge({
+    name: 'layerswarm_swarm_connections', help: 'Open piece-protocol connections to peers.', registers,
+    collect() {
+      const s = swarm?.();
+      if (s !== undefined) this.set(s.connections());
+    },
+  });
   new Gauge({ name: 'layerswarm_manifests_cached', help: 'Manifests in the by-digest cache.', registers, collect() { this.set(manifestCount()); } });
   return {
     registry,
@@ -32,6 +57,11 @@ export function createAgentMetrics(storeUsage: () => StoreUsage, manifestCount: 
     blobFetches: new Counter({ name: 'layerswarm_blob_fetches_total', help: 'Blob downloads into the store, by source and result (ok or error code).', labelNames: ['source', 'result'], registers }),
     accessChecks: new Counter({ name: 'layerswarm_access_checks_total', help: 'Authorization checks before serving cached content, by result.', labelNames: ['result'], registers }),
     prefetch: new Counter({ name: 'layerswarm_prefetch_total', help: 'Manifest-triggered blob prefetch: queued, fetched (downloaded by prefetch), failed, dropped (queue full).', labelNames: ['event'], registers }),
+    swarmFallbacks: new Counter({
+      name: 'layerswarm_swarm_fallbacks_total', help: 'Blob downloads that went to the origin instead of the swarm, by reason (tracker_unreachable, no_metainfo, stalled, swarm_error).',
+      labelNames: ['reason'], registers,
+    }),
+    swarmBytes: new Counter({ name: 'layerswarm_swarm_bytes_total', help: 'Bytes of large blobs (swarm-eligible) committed to the store, by where they came from (peers or origin).', labelNames: ['source'], registers }),
     staleResponses: new Counter({ name: 'layerswarm_stale_tag_responses_total', help: 'Tags answered from the last known digest because the origin was unreachable.', registers }),
   };
 }

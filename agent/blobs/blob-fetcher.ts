@@ -105,16 +105,26 @@ export class BlobFetcher {
       const durationMs = performance.now() - started;
       log.info({ size: info.size, source: source.name, durationMs: Math.round(durationMs) }, 'blob fetched and verified');
       this.#options.onFetched?.({ source: source.name, bytes: info.size, durationMs, ok: true });
+      this.#settled(request, info, log);
       return { info, source: source.name, owner: true };
     } catch (err) {
       await writer?.abort().catch((abortErr: unknown) => log.error({ err: abortErr }, 'could not discard partial blob'));
       const e = toLayerswarmError(err, 'UPSTREAM_ERROR');
       log.warn({ err: e, code: e.code }, 'blob fetch failed; nothing cached');
       this.#options.onFetched?.({ source: source.name, bytes: 0, durationMs: performance.now() - started, ok: false, code: e.code });
+      this.#settled(request, undefined, log);
       throw isLayerswarmError(e, 'DIGEST_MISMATCH')
         ? new LayerswarmError('DIGEST_MISMATCH', `${source.name} sent bytes that do not match ${request.digest.value}; not cached`, { cause: e })
         : e;
     }
   }
-}
 
+  /** Tell the source the download ended (post-commit hook); a throwing hook never fails the fetch. */
+  #settled(request: BlobRequest, info: BlobInfo | undefined, log: Logger): void {
+    try {
+      this.#options.source.settled?.(request, info);
+    } catch (err) {
+      log.error({ err }, 'blob source settled hook threw');
+    }
+  }
+}

@@ -29,15 +29,11 @@ export interface SwarmSeedingOptions {
 
 /**
  * Engine settings of a seeder, over the engine's defaults:
- * - seedAnnounceIntervalMs 15 s: the engine ignores the interval the tracker hands out, and its 60 s default for a
- *   complete torrent exceeds the tracker's default peerTtl (30 s), so the seeder would drop out of every swarm
- *   between announces; 15 s gives two announces per default TTL.
  * - maxTorrents 4096: the seeder seeds every blob it produced and still holds (the engine default of 256 would refuse
  *   the rest).
  */
 export const SEEDER_ENGINE_DEFAULTS: SwarmEngineConfigInput = {
   maxTorrents: 4096,
-  scheduler: { seedAnnounceIntervalMs: 15_000 },
 };
 
 /** The seeder's 40-hex peer id, stable for a seeder id. */

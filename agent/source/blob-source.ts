@@ -1,9 +1,10 @@
 /**
  * Where blob bytes come from. The registry endpoint never knows: it asks the BlobFetcher, which asks a BlobSource and
  * verifies everything the source yields before anything is served. Implementations: OriginBlobSource (the upstream
- * registry; this issue) and the swarm source (next issue), which falls back to the origin.
+ * registry) and SwarmBlobSource (swarm-source.ts: peers for large blobs, the origin as fallback).
  */
 import type { Digest } from '../../shared/digest.ts';
+import type { BlobInfo } from '../store/blob-store.ts';
 import type { Identity, UpstreamRegistry } from '../upstream/types.ts';
 
 export interface BlobRequest {
@@ -25,4 +26,9 @@ export interface BlobSource {
   readonly name: string;
   /** Open the blob's bytes starting at `offset` (0 for the whole blob). */
   open(request: BlobRequest, offset: number, signal: AbortSignal): Promise<BlobStreamResult>;
+  /**
+   * Optional: called once per download when it ends, with the stored blob's info when it was committed to the store
+   * (verified), without when it failed (the swarm source then seeds from the store, or drops its download file).
+   */
+  settled?(request: BlobRequest, info: BlobInfo | undefined): void;
 }

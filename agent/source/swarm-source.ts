@@ -1,0 +1,264 @@
+/**
+ * SwarmBlobSource: large blobs come from peers, everything else (and every failure) from the origin.
+ *
+ * open(request, 0):
+ *   1. HEAD the blob at the origin as the client (its size; a failure → the origin GET reports the real error).
+ *   2. size ≤ originDirectMaxBytes → origin (not worth a swarm; the seeder's policy must use the same threshold).
+ *   3. metainfo from the tracker within metainfoTimeoutMs (it may ask a seeder to produce it) → else origin
+ *      (reason tracker_unreachable or no_metainfo).
+ *   4. SwarmEngine.download: pieces from peers, each sha256-checked on arrival and written at its offset into a
+ *      partial file, then the whole file's sha256 compared with the digest. A watchdog aborts it when no new piece
+ *      was verified for stallTimeoutMs (reason stalled); any other failure is reason swarm_error. Both → origin.
+ *   5. The complete file is handed to the BlobFetcher as the body, which hashes it again while writing it into the
+ *      store and commits only on a match: nothing unverified is ever served.
+ * A resume (offset > 0) always goes to the origin.
+ *
+ * Authorization: every successful open() was confirmed by the origin for this request's identity, repository and
+ * digest (the HEAD of step 1 succeeded, or the origin GET itself did), so the prefetcher's access.record() after a
+ * fetch stays sound; the registry endpoint additionally runs the access check before serving whenever the source is
+ * not the origin (blob-routes.ts).
+ *
+ * settled(request, info) (the fetcher's post-commit hook): a committed blob with metainfo is seeded from the store
+ * (the engine deletes its download file and re-announces periodically) until it leaves the store (storeChanged →
+ * stopSeeding), the engine's torrent cap needs room (oldest seed stopped first), or the agent shuts down. A failed
+ * fetch drops the download's file.
+ */
+import { open as openFile } from 'node:fs/promises';
+import { parseDigest } from '../../shared/digest.ts';
+import { isAbortError, LayerswarmError, toLayerswarmError } from '../../shared/errors.ts';
+import type { Logger } from '../../shared/logging.ts';
+import type { Metainfo } from '../../shared/swarm/metainfo.ts';
+import { isTrackerError } from '../../tracker/errors.ts';
+import type { MetainfoLookup } from '../../tracker/client.ts';
+import type { BlobInfo, BlobStore } from '../store/blob-store.ts';
+import type { DownloadResult, SeedSource } from '../swarm/engine/index.ts';
+import type { TorrentStats } from '../swarm/engine/stats.ts';
+import type { UpstreamClient, UpstreamRegistry } from '../upstream/types.ts';
+import type { BlobRequest, BlobSource, BlobStreamResult } from './blob-source.ts';
+
+export type SwarmFallbackReason = 'tracker_unreachable' | 'no_metainfo' | 'stalled' | 'swarm_error';
+export const SWARM_FALLBACK_REASONS: readonly SwarmFallbackReason[] = ['tracker_unreachable', 'no_metainfo', 'stalled', 'swarm_error'];
+
+/** The parts of SwarmEngine the source uses. */
+export interface SwarmEngineLike {
+  download(meta: Metainfo, options: { signal: AbortSignal }): Promise<DownloadResult>;
+  seed(meta: Metainfo, source: SeedSource, signal: AbortSignal): Promise<void>;
+  stopSeeding(digest: string): Promise<boolean>;
+  torrentStats(digest: string): TorrentStats | undefined;
+  stats(): TorrentStats[];
+}
+
+export interface MetainfoProvider {
+  getMetainfo(lookup: MetainfoLookup, signal?: AbortSignal): Promise<Metainfo>;
+}
+
+export interface SwarmBlobSourceOptions {
+  origin: BlobSource;
+  upstream: Pick<UpstreamClient, 'headBlob'>;
+  tracker: MetainfoProvider;
+  engine: SwarmEngineLike;
+  /** The verified store committed blobs are seeded from. */
+  store: BlobStore;
+  /** True for the agent's default origin registry (the tracker is then asked without a registry name). */
+  isDefaultRegistry: (registry: UpstreamRegistry) => boolean;
+  originDirectMaxBytes: number;
+  metainfoTimeoutMs: number;
+  stallTimeoutMs: number;
+  /** Torrents (downloads + seeds) the engine runs at most; the oldest seeds are stopped to stay below. */
+  maxTorrents: number;
+  logger: Logger;
+  /** Aborted when the agent shuts down. */
+  lifetime: AbortSignal;
+  onFallback?: (reason: SwarmFallbackReason) => void;
+  /** Bytes of swarm-eligible blobs committed, by where they came from. */
+  onBytes?: (source: 'peers' | 'origin', bytes: number) => void;
+  now?: () => number;
+}
+
+interface Pending {
+  /** Present once the tracker gave metainfo: the blob can be seeded after commit. */
+  meta?: Metainfo;
+  via: 'peers' | 'origin';
+}
+
+export class SwarmBlobSource implements BlobSource {
+  readonly name = 'swarm';
+  readonly #o: SwarmBlobSourceOptions;
+  readonly #log: Logger;
+  readonly #now: () => number;
+  /** Swarm-eligible downloads in progress, by digest. */
+  readonly #pending = new Map<string, Pending>();
+  /** Digests seeded from the store, oldest first. */
+  readonly #seeding = new Map<string, Metainfo>();
+  #sweep: Promise<void> | undefined;
+  #sweepAgain = false;
+
+  constructor(options: SwarmBlobSourceOptions) {
+    this.#o = options;
+    this.#log = options.logger;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Digests currently seeded from the store (tests, metrics). */
+  get seeding(): readonly string[] {
+    return [...this.#seeding.keys()];
+  }
+
+  async open(request: BlobRequest, offset: number, signal: AbortSignal): Promise<BlobStreamResult> {
+    const { origin } = this.#o;
+    if (offset > 0) return origin.open(request, offset, signal);
+    const digest = request.digest.value;
+    const log = this.#log.child({ digest, name: request.name });
+
+    let size: number | undefined;
+    try {
+      ({ size } = await this.#o.upstream.headBlob(request.registry, request.name, digest, { identity: request.identity, signal: AbortSignal.any([signal, AbortSignal.timeout(this.#o.metainfoTimeoutMs)]) }));
+    } catch (err) {
+      if (signal.aborted) throw err;
+      log.debug({ err }, 'origin HEAD failed; fetching from the origin');
+      return origin.open(request, 0, signal);
+    }
+    if (size === undefined || size <= this.#o.originDirectMaxBytes) return origin.open(request, 0, signal);
+
+    const pending: Pending = { via: 'origin' };
+    this.#pending.set(digest, pending);
+    const meta = await this.#metainfo(request, size, signal, log);
+    if (meta === undefined) return origin.open(request, 0, signal);
+    pending.meta = meta;
+
+    const downloaded = await this.#download(meta, signal, log);
+    if (downloaded === undefined) return origin.open(request, 0, signal);
+    let fh;
+    try {
+      fh = await openFile(downloaded.path, 'r');
+    } catch (err) {
+      this.#fallback('swarm_error', log, err);
+      return origin.open(request, 0, signal);
+    }
+    pending.via = 'peers';
+    log.info({ size: meta.size, pieces: meta.pieceHashes.length, peers: Object.keys(downloaded.stats.peers).length, bytesDown: downloaded.stats.bytesDown }, 'blob downloaded from the swarm');
+    return { size: meta.size, body: fh.createReadStream({ autoClose: true }) };
+  }
+
+  settled(request: BlobRequest, info: BlobInfo | undefined): void {
+    const digest = request.digest.value;
+    const pending = this.#pending.get(digest);
+    if (pending === undefined) return;
+    this.#pending.delete(digest);
+    const log = this.#log.child({ digest });
+    if (info === undefined) {
+      // The fetch failed after all (e.g. store full): do not keep the download's file outside the store's cap.
+      if (pending.meta !== undefined) void this.#o.engine.stopSeeding(digest).catch((err: unknown) => log.warn({ err }, 'could not stop a failed download'));
+      return;
+    }
+    this.#o.onBytes?.(pending.via, info.size);
+    if (pending.meta !== undefined) void this.#seed(pending.meta, log);
+  }
+
+  /** The store changed (commit, eviction, delete): stop seeding blobs that left it. */
+  storeChanged(): void {
+    if (this.#sweep !== undefined) {
+      this.#sweepAgain = true;
+      return;
+    }
+    this.#sweep = (async () => {
+      do {
+        this.#sweepAgain = false;
+        for (const digest of [...this.#seeding.keys()]) {
+          if (this.#o.lifetime.aborted) return;
+          if ((await this.#o.store.stat(parseDigest(digest))) !== undefined) continue;
+          this.#seeding.delete(digest);
+          this.#log.info({ digest }, 'blob left the store; stopped seeding it');
+          await this.#o.engine.stopSeeding(digest).catch((err: unknown) => this.#log.warn({ err, digest }, 'could not stop seeding'));
+        }
+      } while (this.#sweepAgain);
+    })().finally(() => {
+      this.#sweep = undefined;
+    });
+  }
+
+  // --- internals ---------------------------------------------------------------------------------------------
+
+  async #metainfo(request: BlobRequest, size: number, signal: AbortSignal, log: Logger): Promise<Metainfo | undefined> {
+    const deadline = AbortSignal.timeout(this.#o.metainfoTimeoutMs);
+    const lookup: MetainfoLookup = {
+      digest: request.digest.value, repository: request.name,
+      ...(this.#o.isDefaultRegistry(request.registry) ? {} : { registry: request.registry.host }),
+    };
+    let meta: Metainfo;
+    try {
+      meta = await this.#o.tracker.getMetainfo(lookup, AbortSignal.any([signal, deadline]));
+    } catch (err) {
+      if (signal.aborted) throw err;
+      const unreachable = isTrackerError(err, 'TRACKER_UNAVAILABLE') || isTrackerError(err, 'SHUTTING_DOWN');
+      this.#fallback(unreachable ? 'tracker_unreachable' : 'no_metainfo', log, err);
+      return undefined;
+    }
+    if (meta.size !== size) {
+      this.#fallback('swarm_error', log, new LayerswarmError('SIZE_MISMATCH', `tracker metainfo says ${meta.size} bytes, the origin ${size}`));
+      return undefined;
+    }
+    return meta;
+  }
+
+  /** Download through the swarm with a stall watchdog. Undefined (after the fallback is recorded) on failure. */
+  async #download(meta: Metainfo, signal: AbortSignal, log: Logger): Promise<DownloadResult | undefined> {
+    const { engine, stallTimeoutMs } = this.#o;
+    await this.#makeRoom();
+    const stall = new AbortController();
+    let have = -1;
+    let changed = this.#now();
+    const watchdog = setInterval(() => {
+      const now = this.#now();
+      const current = engine.torrentStats(meta.digest)?.have ?? 0;
+      if (current !== have) {
+        have = current;
+        changed = now;
+      } else if (now - changed >= stallTimeoutMs) {
+        stall.abort(new LayerswarmError('ABORTED', `no new verified piece for ${stallTimeoutMs} ms`));
+      }
+    }, Math.max(10, Math.min(1000, Math.floor(stallTimeoutMs / 4))));
+    try {
+      return await engine.download(meta, { signal: AbortSignal.any([signal, stall.signal]) });
+    } catch (err) {
+      if (signal.aborted) throw err;
+      const reason: SwarmFallbackReason = stall.signal.aborted && isAbortError(err) ? 'stalled' : 'swarm_error';
+      this.#fallback(reason, log, stall.signal.aborted ? stall.signal.reason : err, { have: Math.max(have, 0), pieces: meta.pieceHashes.length });
+      // The engine stops a download nobody waits for; make sure no half file stays behind.
+      await engine.stopSeeding(meta.digest).catch(() => undefined);
+      return undefined;
+    } finally {
+      clearInterval(watchdog);
+    }
+  }
+
+  async #seed(meta: Metainfo, log: Logger): Promise<void> {
+    try {
+      await this.#makeRoom();
+      await this.#o.engine.seed(meta, { store: this.#o.store }, this.#o.lifetime);
+      this.#seeding.delete(meta.digest);
+      this.#seeding.set(meta.digest, meta);
+      log.debug('seeding from the store');
+      // It may have been evicted while the seed was starting.
+      this.storeChanged();
+    } catch (err) {
+      if (!this.#o.lifetime.aborted) log.warn({ err }, 'could not seed a stored blob');
+    }
+  }
+
+  /** Keep one torrent slot free for a new download: stop the oldest seeds when the engine is at its cap. */
+  async #makeRoom(): Promise<void> {
+    let excess = this.#o.engine.stats().length - (this.#o.maxTorrents - 1);
+    for (const digest of [...this.#seeding.keys()]) {
+      if (excess <= 0) return;
+      this.#seeding.delete(digest);
+      if (await this.#o.engine.stopSeeding(digest)) excess--;
+      this.#log.info({ digest }, 'stopped seeding the oldest blob to make room for a new download');
+    }
+  }
+
+  #fallback(reason: SwarmFallbackReason, log: Logger, err: unknown, extra: Record<string, unknown> = {}): void {
+    this.#o.onFallback?.(reason);
+    log.warn({ reason, err: toLayerswarmError(err), ...extra }, 'swarm download not possible; fetching from the origin');
+  }
+}

@@ -1,0 +1,219 @@
+// SwarmBlobSource with a fake engine, tracker and origin, driven through the real BlobFetcher and a memory store:
+// which blobs go to the swarm, every fallback reason, seeding after commit, and stopping on eviction.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BlobFetcher } from '../../agent/blobs/blob-fetcher.ts';
+import type { BlobRequest, BlobSource, BlobStreamResult } from '../../agent/source/blob-source.ts';
+import { SwarmBlobSource, type MetainfoProvider, type SwarmEngineLike, type SwarmFallbackReason } from '../../agent/source/swarm-source.ts';
+import { MemoryBlobStore } from '../../agent/store/memory-store.ts';
+import type { DownloadResult, SeedSource } from '../../agent/swarm/engine/index.ts';
+import type { TorrentStats } from '../../agent/swarm/engine/stats.ts';
+import { sha256Digest } from '../../shared/digest.ts';
+import { isLayerswarmError, LayerswarmError } from '../../shared/errors.ts';
+import { silentLogger } from '../../shared/logging.ts';
+import { computeMetainfo, type Metainfo } from '../../shared/swarm/metainfo.ts';
+import { TrackerError } from '../../tracker/errors.ts';
+import { makeTempDir, removeTempDir } from '../fixtures/tmp.ts';
+
+const registry = { host: 'o.example', baseUrl: 'http://o.example', dockerHub: false };
+const data = randomBytes(6 * 2 ** 20 + 123);
+const digest = sha256Digest(data);
+const request: BlobRequest = { registry, name: 'app', digest, identity: { kind: 'agent' } };
+const POLICY = { minPieceLength: 2 ** 20, maxPieceLength: 2 ** 20, targetPieces: 1, originDirectMaxBytes: 4 * 2 ** 20 };
+
+class FakeOrigin implements BlobSource {
+  readonly name = 'origin';
+  readonly calls: number[] = [];
+  async open(_req: BlobRequest, offset: number): Promise<BlobStreamResult> {
+    this.calls.push(offset);
+    return { size: data.length, body: (async function* () { yield data.subarray(offset); })() };
+  }
+}
+
+const stats = (digest: string, have: number, role: 'download' | 'seed' = 'download'): TorrentStats => ({
+  digest, role, pieceCount: 7, have, complete: false, connected: 0, bytesUp: 0, bytesDown: 0, piecesUp: 0, piecesDown: 0, badPieces: 0, rejected: 0, peers: {},
+});
+
+class FakeEngine implements SwarmEngineLike {
+  readonly seeded: Array<{ digest: string; source: SeedSource }> = [];
+  readonly stopped: string[] = [];
+  readonly torrents = new Map<string, TorrentStats>();
+  download: (meta: Metainfo, options: { signal: AbortSignal }) => Promise<DownloadResult> = () => Promise.reject(new Error('no download scripted'));
+  async seed(meta: Metainfo, source: SeedSource): Promise<void> {
+    this.seeded.push({ digest: meta.digest, source });
+    this.torrents.set(meta.digest, stats(meta.digest, 7, 'seed'));
+  }
+  async stopSeeding(digest: string): Promise<boolean> {
+    this.stopped.push(digest);
+    return this.torrents.delete(digest);
+  }
+  torrentStats(digest: string): TorrentStats | undefined {
+    return this.torrents.get(digest);
+  }
+  stats(): TorrentStats[] {
+    return [...this.torrents.values()];
+  }
+}
+
+/** Resolves with the download result once the signal is not aborted... or never, until the signal aborts. */
+function hangUntilAborted(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => signal.addEventListener('abort', () => reject(new LayerswarmError('ABORTED', 'aborted', { cause: signal.reason })), { once: true }));
+}
+
+describe('SwarmBlobSource', () => {
+  let dir: string;
+  let meta: Metainfo;
+  let blobFile: string;
+  // AbortSignal.timeout timers do not keep the event loop alive; the agent's server does, here this one.
+  let keepAlive: NodeJS.Timeout | undefined;
+  before(async () => {
+    keepAlive = setInterval(() => undefined, 1000);
+    dir = await makeTempDir('swarm-source-');
+    meta = await computeMetainfo(digest.value, [data], data.length, POLICY);
+    blobFile = join(dir, 'blob');
+    await writeFile(blobFile, data);
+  });
+  after(async () => {
+    clearInterval(keepAlive);
+    if (dir) await removeTempDir(dir);
+  });
+
+  function setup(options: { tracker?: MetainfoProvider['getMetainfo']; head?: () => Promise<{ size?: number }>; stallTimeoutMs?: number; maxTorrents?: number } = {}) {
+    const origin = new FakeOrigin();
+    const engine = new FakeEngine();
+    const store = new MemoryBlobStore({ capBytes: 1 << 26 });
+    const lifetime = new AbortController();
+    const fallbacks: SwarmFallbackReason[] = [];
+    const bytes: Record<string, number> = {};
+    let trackerCalls = 0;
+    const source = new SwarmBlobSource({
+      origin, engine, store,
+      upstream: { headBlob: options.head ?? (async () => ({ size: data.length })) },
+      tracker: {
+        getMetainfo: async (lookup, signal) => {
+          trackerCalls++;
+          assert.equal(lookup.repository, 'app');
+          assert.equal(lookup.registry, undefined);
+          return (options.tracker ?? (async () => meta))(lookup, signal);
+        },
+      },
+      isDefaultRegistry: () => true,
+      originDirectMaxBytes: POLICY.originDirectMaxBytes,
+      metainfoTimeoutMs: 200,
+      stallTimeoutMs: options.stallTimeoutMs ?? 5000,
+      maxTorrents: options.maxTorrents ?? 256,
+      logger: silentLogger(),
+      lifetime: lifetime.signal,
+      onFallback: (reason) => fallbacks.push(reason),
+      onBytes: (from, n) => (bytes[from] = (bytes[from] ?? 0) + n),
+    });
+    const fetcher = new BlobFetcher({ store, source, logger: silentLogger(), attempts: 2, lifetime: lifetime.signal });
+    return { origin, engine, store, source, fetcher, fallbacks, bytes, lifetime, trackerCalls: () => trackerCalls };
+  }
+
+  const downloadFrom = (path: string) => async (m: Metainfo): Promise<DownloadResult> => ({ path, digest: m.digest, size: m.size, stats: stats(m.digest, 7) });
+
+  test('a large blob comes from the swarm, is verified into the store, then seeded from the store', async () => {
+    const s = setup();
+    await s.store.init();
+    s.engine.download = downloadFrom(blobFile);
+    const outcome = await s.fetcher.ensure(request, AbortSignal.timeout(5000));
+    assert.equal(outcome.source, 'swarm');
+    assert.equal((await s.store.stat(digest))?.size, data.length);
+    assert.deepEqual(s.origin.calls, []);
+    assert.deepEqual(s.fallbacks, []);
+    assert.deepEqual(s.bytes, { peers: data.length });
+    await new Promise((r) => setImmediate(r));
+    assert.equal(s.engine.seeded.length, 1);
+    assert.ok('store' in (s.engine.seeded[0]?.source ?? {}), 'seeded from the store, not the download file');
+    assert.deepEqual(s.source.seeding, [digest.value]);
+
+    // Eviction (here: delete) → stop seeding.
+    await s.store.delete(digest);
+    s.source.storeChanged();
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(s.engine.stopped, [digest.value]);
+    assert.deepEqual(s.source.seeding, []);
+  });
+
+  test('resumes (offset > 0), small blobs and a failing HEAD go straight to the origin without a fallback', async () => {
+    const s = setup();
+    await s.source.open(request, 10, AbortSignal.timeout(1000));
+    assert.deepEqual(s.origin.calls, [10]);
+
+    const small = setup({ head: async () => ({ size: 1000 }) });
+    await small.source.open(request, 0, AbortSignal.timeout(1000));
+    const unknownSize = setup({ head: async () => ({}) });
+    await unknownSize.source.open(request, 0, AbortSignal.timeout(1000));
+    const headFails = setup({ head: async () => Promise.reject(new LayerswarmError('UPSTREAM_UNAVAILABLE', 'down')) });
+    await headFails.source.open(request, 0, AbortSignal.timeout(1000));
+    for (const x of [small, unknownSize, headFails]) {
+      assert.deepEqual(x.origin.calls, [0]);
+      assert.equal(x.trackerCalls(), 0);
+      assert.deepEqual(x.fallbacks, []);
+    }
+  });
+
+  test('fallback reasons: tracker unreachable, no metainfo (error or timeout), size mismatch, swarm error, stall', async () => {
+    const cases: Array<{ reason: SwarmFallbackReason; s: ReturnType<typeof setup> }> = [
+      { reason: 'tracker_unreachable', s: setup({ tracker: async () => Promise.reject(new TrackerError('TRACKER_UNAVAILABLE', 'ECONNREFUSED')) }) },
+      { reason: 'no_metainfo', s: setup({ tracker: async () => Promise.reject(new TrackerError('NO_SEEDER', 'no seeder')) }) },
+      { reason: 'no_metainfo', s: setup({ tracker: async (_l, signal) => hangUntilAborted(signal ?? new AbortController().signal) }) },
+      { reason: 'swarm_error', s: setup({ tracker: async () => ({ ...meta, size: meta.size + 1 }) }) },
+      { reason: 'swarm_error', s: setup() },
+      { reason: 'stalled', s: setup({ stallTimeoutMs: 100 }) },
+    ];
+    const swarmError = cases[4]?.s;
+    assert.ok(swarmError);
+    swarmError.engine.download = async () => Promise.reject(new LayerswarmError('DIGEST_MISMATCH', 'bad metainfo'));
+    const stall = cases[5]?.s;
+    assert.ok(stall);
+    stall.engine.download = async (m, { signal }) => {
+      stall.engine.torrents.set(m.digest, stats(m.digest, 2));
+      return hangUntilAborted(signal);
+    };
+    for (const { reason, s } of cases) {
+      await s.store.init();
+      const outcome = await s.fetcher.ensure(request, AbortSignal.timeout(5000));
+      assert.equal(outcome.info.size, data.length, reason);
+      assert.deepEqual(s.fallbacks, [reason]);
+      assert.deepEqual(s.origin.calls, [0], reason);
+      assert.deepEqual(s.bytes, { origin: data.length }, reason);
+    }
+    assert.deepEqual(stall.engine.stopped.slice(0, 1), [digest.value], 'the stalled download is stopped');
+    // With metainfo known, the blob fetched from the origin is seeded all the same.
+    await new Promise((r) => setImmediate(r));
+    assert.equal(stall.engine.seeded.length, 1);
+    assert.equal(cases[0]?.s.engine.seeded.length, 0, 'no metainfo, nothing to seed');
+  });
+
+  test('bytes from the swarm that do not match the digest are never stored; the download is dropped', async () => {
+    const s = setup();
+    await s.store.init();
+    const bad = join(dir, 'bad');
+    await writeFile(bad, randomBytes(data.length));
+    s.engine.download = downloadFrom(bad);
+    await assert.rejects(s.fetcher.ensure(request, AbortSignal.timeout(5000)), (err: unknown) => isLayerswarmError(err, 'DIGEST_MISMATCH'));
+    assert.equal(await s.store.stat(digest), undefined);
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(s.engine.stopped, [digest.value]);
+    assert.deepEqual(s.engine.seeded, []);
+  });
+
+  test('at the engine\'s torrent cap the oldest seed is stopped before a new download', async () => {
+    const s = setup({ maxTorrents: 2 });
+    await s.store.init();
+    s.engine.download = downloadFrom(blobFile);
+    await s.fetcher.ensure(request, AbortSignal.timeout(5000));
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(s.source.seeding, [digest.value]);
+    const other = `sha256:${'1'.repeat(64)}`;
+    s.engine.torrents.set(other, stats(other, 0));
+    await s.store.delete(digest);
+    await s.fetcher.ensure(request, AbortSignal.timeout(5000));
+    assert.ok(s.engine.stopped.includes(digest.value), 'oldest seed stopped to make room');
+  });
+});
