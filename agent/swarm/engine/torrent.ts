@@ -32,6 +32,13 @@ import type { TorrentHost, TorrentInit } from './torrent-host.ts';
 import { TrafficTable, type TorrentStats } from './stats.ts';
 import { verifyPiece } from './verify.ts';
 
+/**
+ * TEST-ONLY fault injection, OFF unless the environment sets LAYERSWARM_TEST_CORRUPT_UPLOADS=1: every uploaded piece
+ * gets its first byte flipped, so this node plays a peer serving corrupt data (test/integration/swarm-cluster.test.ts).
+ * Never set it in production.
+ */
+const TEST_CORRUPT_UPLOADS = process.env['LAYERSWARM_TEST_CORRUPT_UPLOADS'] === '1';
+
 export class Torrent {
   readonly meta: Metainfo;
   /** Resolves once every piece is verified and the whole file hashes to meta.digest; rejects on failure or close. */
@@ -335,6 +342,7 @@ export class Torrent {
     const signal = withTimeout(this.#lifetime.signal, this.#host.config.uploadTimeoutMs);
     try {
       const bytes = await this.#source.readPiece(piece, signal);
+      if (TEST_CORRUPT_UPLOADS && bytes.byteLength > 0) bytes[0] = (bytes[0] ?? 0) ^ 0xff; // test-only, see above
       await raceAbort(conn.send({ kind: 'piece', piece, length: bytes.byteLength }, bytes), signal, `upload piece ${piece}`);
       const traffic = this.#traffic.of(conn.peerId);
       traffic.bytesUp += bytes.byteLength;
