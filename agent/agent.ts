@@ -17,7 +17,7 @@ import { UpstreamResolver } from './upstream-resolver.ts';
 import { OriginBlobSource } from './source/origin-source.ts';
 import type { BlobSource } from './source/blob-source.ts';
 import { SWARM_FALLBACK_REASONS, SwarmBlobSource } from './source/swarm-source.ts';
-import { SwarmEngine, swarmEngineConfig, trackerAnnounce } from './swarm/engine/index.ts';
+import { SwarmEngine, swarmEngineConfig, trackerAnnounce, type SwarmEngineEvents } from './swarm/engine/index.ts';
 import { BlobFetcher } from './blobs/blob-fetcher.ts';
 import { AccessChecker } from './access/access-checker.ts';
 import { Prefetcher } from './blobs/prefetcher.ts';
@@ -87,10 +87,18 @@ export async function startAgent(config: AgentConfig, deps: AgentDependencies): 
     onRequest: (e) => metrics.upstreamDuration.labels(e.registry, e.kind, String(e.status)).observe(e.durationMs / 1000),
   });
   const origin = new OriginBlobSource(upstream);
-  const swarm = config.tracker === undefined ? undefined : await startSwarm(config, config.tracker, deps.logger);
+  const swarmEvents: SwarmEngineEvents = {
+    pieceBytes: (direction, peer, bytes) => metrics.swarmPieceBytes.labels(direction, peer).inc(bytes),
+    badPiece: () => metrics.swarmBadPieces.inc(),
+    peerBanned: () => metrics.swarmPeersBanned.inc(),
+  };
+  const swarm = config.tracker === undefined ? undefined : await startSwarm(config, config.tracker, deps.logger, swarmEvents);
   if (swarm !== undefined) {
     swarmEngine = swarm.engine;
     for (const reason of SWARM_FALLBACK_REASONS) metrics.swarmFallbacks.labels(reason).inc(0);
+    for (const direction of ['down', 'up']) for (const peer of ['seeder', 'agent']) metrics.swarmPieceBytes.labels(direction, peer).inc(0);
+    metrics.swarmBadPieces.inc(0);
+    metrics.swarmPeersBanned.inc(0);
     swarmSource = new SwarmBlobSource({
       origin, upstream, store,
       tracker: swarm.tracker,
@@ -99,6 +107,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDependencies): 
       originDirectMaxBytes: config.swarmOriginDirectMaxBytes,
       metainfoTimeoutMs: config.metainfoTimeout,
       stallTimeoutMs: config.swarmStallTimeout,
+      noPeerTimeoutMs: config.swarmNoPeerTimeout,
       maxTorrents: swarm.maxTorrents,
       logger: componentLogger(deps.logger, 'swarm-source'),
       lifetime: lifetime.signal,
@@ -198,7 +207,7 @@ interface Swarm {
 }
 
 /** The swarm side of an agent with `tracker` set: tracker client, piece-protocol listener, engine. */
-async function startSwarm(config: AgentConfig, trackerUrl: string, rootLogger: Logger): Promise<Swarm> {
+async function startSwarm(config: AgentConfig, trackerUrl: string, rootLogger: Logger, events: SwarmEngineEvents): Promise<Swarm> {
   const tracker = new TrackerClient({ url: trackerUrl, metainfoTimeoutMs: config.metainfoTimeout, userAgent: 'layerswarm-agent/0.1' });
   const advertise = peerAdvertiseAddress(config);
   const engineConfig = swarmEngineConfig();
@@ -207,7 +216,7 @@ async function startSwarm(config: AgentConfig, trackerUrl: string, rootLogger: L
   const engine = new SwarmEngine({
     transport: new TcpTransport(),
     announce: trackerAnnounce(tracker, { address: advertise, ...(config.zone === undefined ? {} : { zone: config.zone }) }),
-    dataDir, config: engineConfig, logger: rootLogger,
+    dataDir, config: engineConfig, logger: rootLogger, events,
   });
   try {
     await engine.listen(config.peerListen);

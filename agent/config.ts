@@ -48,6 +48,7 @@ export interface AgentConfig {
   zone: string | undefined;
   metainfoTimeout: number;
   swarmStallTimeout: number;
+  swarmNoPeerTimeout: number;
   swarmOriginDirectMaxBytes: number;
 }
 
@@ -78,6 +79,7 @@ export const AGENT_OPTIONS: readonly OptionSpec[] = [
   { key: 'zone', type: 'string', metavar: 'ZONE', doc: 'Zone (e.g. rack or availability zone) announced to the tracker, which prefers handing out peers of the same zone.' },
   { key: 'metainfoTimeout', type: 'duration', default: 10_000, min: 10, doc: 'How long to wait for a blob\'s metainfo from the tracker before fetching it from the origin.' },
   { key: 'swarmStallTimeout', type: 'duration', default: 30_000, min: 10, doc: 'A swarm download that verifies no new piece for this long is abandoned for the origin.' },
+  { key: 'swarmNoPeerTimeout', type: 'duration', default: 5000, min: 10, doc: 'A swarm download during which, for this long, no connected peer holds a piece it lacks and no piece is in flight (tracker or seeder gone, nobody has the blob) is abandoned for the origin.' },
   { key: 'swarmOriginDirectMaxBytes', type: 'bytes', default: DEFAULT_PIECE_POLICY.originDirectMaxBytes, min: 0, doc: 'Blobs up to this size are fetched from the origin, not the swarm (keep it equal to the seeder\'s --origin-direct-max-bytes).' },
 ];
 

@@ -13,6 +13,9 @@ export interface AgentMetrics {
   prefetch: Counter<'event'>;
   swarmFallbacks: Counter<'reason'>;
   swarmBytes: Counter<'source'>;
+  swarmPieceBytes: Counter<'direction' | 'peer'>;
+  swarmBadPieces: Counter;
+  swarmPeersBanned: Counter;
 }
 
 /** What the swarm gauges read when scraped (agents with a tracker). */
@@ -58,10 +61,17 @@ export function createAgentMetrics(storeUsage: () => StoreUsage, manifestCount: 
     accessChecks: new Counter({ name: 'layerswarm_access_checks_total', help: 'Authorization checks before serving cached content, by result.', labelNames: ['result'], registers }),
     prefetch: new Counter({ name: 'layerswarm_prefetch_total', help: 'Manifest-triggered blob prefetch: queued, fetched (downloaded by prefetch), failed, dropped (queue full).', labelNames: ['event'], registers }),
     swarmFallbacks: new Counter({
-      name: 'layerswarm_swarm_fallbacks_total', help: 'Blob downloads that went to the origin instead of the swarm, by reason (tracker_unreachable, no_metainfo, stalled, swarm_error).',
+      name: 'layerswarm_swarm_fallbacks_total', help: 'Blob downloads that went to the origin instead of the swarm, by reason (tracker_unreachable, no_metainfo, no_peers, stalled, swarm_error).',
       labelNames: ['reason'], registers,
     }),
     swarmBytes: new Counter({ name: 'layerswarm_swarm_bytes_total', help: 'Bytes of large blobs (swarm-eligible) committed to the store, by where they came from (peers or origin).', labelNames: ['source'], registers }),
+    swarmPieceBytes: new Counter({
+      name: 'layerswarm_swarm_piece_bytes_total',
+      help: 'Piece bytes over the piece protocol, by direction (down: verified pieces, each credited once to the peer that delivered it first; up: pieces sent) and peer (seeder: it held every piece when the connection opened, i.e. the seeder role or an agent that had finished; agent: it was still downloading).',
+      labelNames: ['direction', 'peer'], registers,
+    }),
+    swarmBadPieces: new Counter({ name: 'layerswarm_swarm_bad_pieces_total', help: 'Pieces received from peers that failed sha256 verification (never written).', registers }),
+    swarmPeersBanned: new Counter({ name: 'layerswarm_swarm_peers_banned_total', help: 'Peers closed and blacklisted for sending a bad piece.', registers }),
     staleResponses: new Counter({ name: 'layerswarm_stale_tag_responses_total', help: 'Tags answered from the last known digest because the origin was unreachable.', registers }),
   };
 }

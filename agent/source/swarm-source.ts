@@ -7,8 +7,11 @@
  *   3. metainfo from the tracker within metainfoTimeoutMs (it may ask a seeder to produce it) → else origin
  *      (reason tracker_unreachable or no_metainfo).
  *   4. SwarmEngine.download: pieces from peers, each sha256-checked on arrival and written at its offset into a
- *      partial file, then the whole file's sha256 compared with the digest. A watchdog aborts it when no new piece
- *      was verified for stallTimeoutMs (reason stalled); any other failure is reason swarm_error. Both → origin.
+ *      partial file, then the whole file's sha256 compared with the digest. A watchdog aborts it when for
+ *      noPeerTimeoutMs no connected peer held a piece we lack, no piece was in flight and none was verified (reason
+ *      no_peers: the tracker is gone, the seeder is gone, nobody has the blob), or when peers are there but no new
+ *      piece was verified for stallTimeoutMs (reason stalled; also when stallTimeoutMs ≤ noPeerTimeoutMs and no peer
+ *      came); any other failure is reason swarm_error. All → origin.
  *   5. The complete file is handed to the BlobFetcher as the body, which hashes it again while writing it into the
  *      store and commits only on a match: nothing unverified is ever served.
  * A resume (offset > 0) always goes to the origin.
@@ -36,8 +39,16 @@ import type { TorrentStats } from '../swarm/engine/stats.ts';
 import type { UpstreamClient, UpstreamRegistry } from '../upstream/types.ts';
 import type { BlobRequest, BlobSource, BlobStreamResult } from './blob-source.ts';
 
-export type SwarmFallbackReason = 'tracker_unreachable' | 'no_metainfo' | 'stalled' | 'swarm_error';
-export const SWARM_FALLBACK_REASONS: readonly SwarmFallbackReason[] = ['tracker_unreachable', 'no_metainfo', 'stalled', 'swarm_error'];
+export type SwarmFallbackReason = 'tracker_unreachable' | 'no_metainfo' | 'no_peers' | 'stalled' | 'swarm_error';
+export const SWARM_FALLBACK_REASONS: readonly SwarmFallbackReason[] = ['tracker_unreachable', 'no_metainfo', 'no_peers', 'stalled', 'swarm_error'];
+
+/** Starts a periodic callback; returns the function that stops it (default: setInterval/clearInterval). */
+export type WatchdogTimer = (tick: () => void, periodMs: number) => () => void;
+
+const intervalTimer: WatchdogTimer = (tick, periodMs) => {
+  const timer = setInterval(tick, periodMs);
+  return () => clearInterval(timer);
+};
 
 /** The parts of SwarmEngine the source uses. */
 export interface SwarmEngineLike {
@@ -64,6 +75,8 @@ export interface SwarmBlobSourceOptions {
   originDirectMaxBytes: number;
   metainfoTimeoutMs: number;
   stallTimeoutMs: number;
+  /** Abort (reason no_peers) when for this long no connected peer held a piece we lack and nothing was in flight. */
+  noPeerTimeoutMs: number;
   /** Torrents (downloads + seeds) the engine runs at most; the oldest seeds are stopped to stay below. */
   maxTorrents: number;
   logger: Logger;
@@ -73,6 +86,8 @@ export interface SwarmBlobSourceOptions {
   /** Bytes of swarm-eligible blobs committed, by where they came from. */
   onBytes?: (source: 'peers' | 'origin', bytes: number) => void;
   now?: () => number;
+  /** The watchdog's timer (tests drive it by hand together with `now`). */
+  timer?: WatchdogTimer;
 }
 
 interface Pending {
@@ -201,34 +216,45 @@ export class SwarmBlobSource implements BlobSource {
     return meta;
   }
 
-  /** Download through the swarm with a stall watchdog. Undefined (after the fallback is recorded) on failure. */
+  /** Download through the swarm with a stall / no-peer watchdog. Undefined (after the fallback is recorded) on failure. */
   async #download(meta: Metainfo, signal: AbortSignal, log: Logger): Promise<DownloadResult | undefined> {
-    const { engine, stallTimeoutMs } = this.#o;
+    const { engine, stallTimeoutMs, noPeerTimeoutMs } = this.#o;
     await this.#makeRoom();
     const stall = new AbortController();
+    let stallReason: SwarmFallbackReason = 'stalled';
     let have = -1;
     let changed = this.#now();
-    const watchdog = setInterval(() => {
+    let usable = changed;
+    const stopWatchdog = (this.#o.timer ?? intervalTimer)(() => {
+      if (stall.signal.aborted) return;
       const now = this.#now();
-      const current = engine.torrentStats(meta.digest)?.have ?? 0;
+      const stats = engine.torrentStats(meta.digest);
+      const current = stats?.have ?? 0;
       if (current !== have) {
         have = current;
         changed = now;
+      }
+      if (stats !== undefined && (stats.usefulPeers > 0 || stats.inFlight > 0)) usable = now;
+      // A new verified piece counts as well (it may have come from a peer that is gone already).
+      usable = Math.max(usable, changed);
+      if (now - usable >= noPeerTimeoutMs) {
+        stallReason = 'no_peers';
+        stall.abort(new LayerswarmError('ABORTED', `no connected peer held a missing piece for ${noPeerTimeoutMs} ms`));
       } else if (now - changed >= stallTimeoutMs) {
         stall.abort(new LayerswarmError('ABORTED', `no new verified piece for ${stallTimeoutMs} ms`));
       }
-    }, Math.max(10, Math.min(1000, Math.floor(stallTimeoutMs / 4))));
+    }, Math.max(10, Math.min(1000, Math.floor(Math.min(stallTimeoutMs, noPeerTimeoutMs) / 4))));
     try {
       return await engine.download(meta, { signal: AbortSignal.any([signal, stall.signal]) });
     } catch (err) {
       if (signal.aborted) throw err;
-      const reason: SwarmFallbackReason = stall.signal.aborted && isAbortError(err) ? 'stalled' : 'swarm_error';
+      const reason: SwarmFallbackReason = stall.signal.aborted && isAbortError(err) ? stallReason : 'swarm_error';
       this.#fallback(reason, log, stall.signal.aborted ? stall.signal.reason : err, { have: Math.max(have, 0), pieces: meta.pieceHashes.length });
       // The engine stops a download nobody waits for; make sure no half file stays behind.
       await engine.stopSeeding(meta.digest).catch(() => undefined);
       return undefined;
     } finally {
-      clearInterval(watchdog);
+      stopWatchdog();
     }
   }
 

@@ -112,7 +112,14 @@ describe('agent with a tracker: blobs through the swarm', () => {
       assert.equal(await a.metric('layerswarm_swarm_fallbacks_total'), 0);
       assert.equal(await a.metric('layerswarm_blob_fetches_total', { source: 'swarm', result: 'ok' }), 1);
       assert.ok(a.logs().some((l) => l.msg === 'blob downloaded from the swarm'));
+      // Piece traffic: every piece credited once to the peer that delivered it first.
+      assert.equal(await a.metric('layerswarm_swarm_piece_bytes_total', { direction: 'down' }), layer.size);
+      assert.equal(await a.metric('layerswarm_swarm_bad_pieces_total'), 0);
+      assert.equal(await a.metric('layerswarm_swarm_peers_banned_total'), 0);
     }
+    let fromSeeds = 0;
+    for (const a of three) fromSeeds += await a.metric('layerswarm_swarm_piece_bytes_total', { direction: 'down', peer: 'seeder' });
+    assert.ok(fromSeeds > 0, 'the seeding node served pieces');
     // Committed blobs are seeded from the store: the engine's download file is gone.
     for (const a of three) {
       const file = join(a.dataDir, 'swarm', layer.digest.slice('sha256:'.length));
@@ -127,9 +134,19 @@ describe('agent with a tracker: blobs through the swarm', () => {
 
   test('agents keep seeding from their stores: a 4th agent gets the layer with the seeding node gone', async () => {
     await seeder.stopSeeding(meta.digest);
+    const three = [...agents];
+    const upBefore = await Promise.all(three.map((a) => a.metric('layerswarm_swarm_piece_bytes_total', { direction: 'up' })));
     const fourth = await swarmAgent(registry);
     await getLayer(fourth);
     assert.equal(await fourth.metric('layerswarm_swarm_bytes_total', { source: 'peers' }), layer.size);
+    assert.equal(await fourth.metric('layerswarm_swarm_piece_bytes_total', { direction: 'down' }), layer.size);
+    // Its peers are the three agents, all complete when it connected: a peer's label is what it was at connect, and
+    // a finished agent cannot be told from the seeder role (neither the handshake nor the tracker's handout says).
+    assert.equal(await fourth.metric('layerswarm_swarm_piece_bytes_total', { direction: 'down', peer: 'seeder' }), layer.size);
+    assert.equal(await fourth.metric('layerswarm_swarm_piece_bytes_total', { direction: 'down', peer: 'agent' }), 0);
+    // The three agents uploaded it (their up bytes, to a downloading peer, grew by at least the layer).
+    const upAfter = await Promise.all(three.map((a) => a.metric('layerswarm_swarm_piece_bytes_total', { direction: 'up', peer: 'agent' })));
+    assert.ok(upAfter.reduce((x, y) => x + y, 0) - upBefore.reduce((x, y) => x + y, 0) >= layer.size, `agents uploaded ${String(upAfter)} (before ${String(upBefore)})`);
     assert.equal(await blobGets(registry), 0, 'still no blob GET at the origin');
     await seeder.seed(meta, { path: join(dir, 'seed-blob') }, AbortSignal.timeout(5000));
   });
@@ -178,6 +195,22 @@ describe('agent with a tracker: blobs through the swarm', () => {
     await getLayer(agent);
     assert.equal(await blobGets(registry), before + 1);
     assert.equal(await agent.metric('layerswarm_swarm_fallbacks_total', { reason: 'stalled' }), 1);
+  });
+
+  test('fallback to the origin: metainfo but no peer holds the blob → no_peers after swarmNoPeerTimeout, not the stall timeout', async () => {
+    const lonely = await startTrackerHere();
+    others.push(lonely);
+    const c = new TrackerClient({ url: lonely.url });
+    others.push(c);
+    await c.putMetainfo(meta);
+    const agent = await swarmAgent(registry, { tracker: lonely.url, swarmNoPeerTimeout: 300, swarmStallTimeout: 60_000 });
+    const before = await blobGets(registry);
+    const started = Date.now();
+    await getLayer(agent);
+    assert.ok(Date.now() - started < 10_000, 'did not wait for the stall timeout');
+    assert.equal(await blobGets(registry), before + 1);
+    assert.equal(await agent.metric('layerswarm_swarm_fallbacks_total', { reason: 'no_peers' }), 1);
+    assert.equal(await agent.metric('layerswarm_swarm_fallbacks_total'), 1);
   });
 
   test('small blobs go straight to the origin without asking the tracker', async () => {

@@ -33,9 +33,37 @@ class FakeOrigin implements BlobSource {
   }
 }
 
-const stats = (digest: string, have: number, role: 'download' | 'seed' = 'download'): TorrentStats => ({
-  digest, role, pieceCount: 7, have, complete: false, connected: 0, bytesUp: 0, bytesDown: 0, piecesUp: 0, piecesDown: 0, badPieces: 0, rejected: 0, peers: {},
+const stats = (digest: string, have: number, role: 'download' | 'seed' = 'download', extra: Partial<TorrentStats> = {}): TorrentStats => ({
+  digest, role, pieceCount: 7, have, complete: false, connected: 0, usefulPeers: 0, inFlight: 0, bytesUp: 0, bytesDown: 0, piecesUp: 0, piecesDown: 0, badPieces: 0, rejected: 0, peers: {},
+  ...extra,
 });
+
+/** A watchdog timer and clock driven by hand: `advance(ms)` moves the clock and runs the watchdog once. */
+class ManualWatchdog {
+  now = 0;
+  #tick: (() => void) | undefined;
+  #started: Promise<void>;
+  #resolveStarted!: () => void;
+  stopped = false;
+  constructor() {
+    this.#started = new Promise((resolve) => (this.#resolveStarted = resolve));
+  }
+  readonly timer = (tick: () => void): (() => void) => {
+    this.#tick = tick;
+    this.#resolveStarted();
+    return () => {
+      this.stopped = true;
+    };
+  };
+  /** Resolves once the source started its watchdog. */
+  started(): Promise<void> {
+    return this.#started;
+  }
+  advance(ms: number): void {
+    this.now += ms;
+    this.#tick?.();
+  }
+}
 
 class FakeEngine implements SwarmEngineLike {
   readonly seeded: Array<{ digest: string; source: SeedSource }> = [];
@@ -81,7 +109,7 @@ describe('SwarmBlobSource', () => {
     if (dir) await removeTempDir(dir);
   });
 
-  function setup(options: { tracker?: MetainfoProvider['getMetainfo']; head?: () => Promise<{ size?: number }>; stallTimeoutMs?: number; maxTorrents?: number } = {}) {
+  function setup(options: { tracker?: MetainfoProvider['getMetainfo']; head?: () => Promise<{ size?: number }>; stallTimeoutMs?: number; noPeerTimeoutMs?: number; maxTorrents?: number; watchdog?: ManualWatchdog } = {}) {
     const origin = new FakeOrigin();
     const engine = new FakeEngine();
     const store = new MemoryBlobStore({ capBytes: 1 << 26 });
@@ -104,6 +132,8 @@ describe('SwarmBlobSource', () => {
       originDirectMaxBytes: POLICY.originDirectMaxBytes,
       metainfoTimeoutMs: 200,
       stallTimeoutMs: options.stallTimeoutMs ?? 5000,
+      noPeerTimeoutMs: options.noPeerTimeoutMs ?? 5000,
+      ...(options.watchdog === undefined ? {} : { timer: options.watchdog.timer, now: () => options.watchdog?.now ?? 0 }),
       maxTorrents: options.maxTorrents ?? 256,
       logger: silentLogger(),
       lifetime: lifetime.signal,
@@ -172,7 +202,7 @@ describe('SwarmBlobSource', () => {
     const stall = cases[5]?.s;
     assert.ok(stall);
     stall.engine.download = async (m, { signal }) => {
-      stall.engine.torrents.set(m.digest, stats(m.digest, 2));
+      stall.engine.torrents.set(m.digest, stats(m.digest, 2, 'download', { connected: 1, usefulPeers: 1 }));
       return hangUntilAborted(signal);
     };
     for (const { reason, s } of cases) {
@@ -188,6 +218,63 @@ describe('SwarmBlobSource', () => {
     await new Promise((r) => setImmediate(r));
     assert.equal(stall.engine.seeded.length, 1);
     assert.equal(cases[0]?.s.engine.seeded.length, 0, 'no metainfo, nothing to seed');
+  });
+
+  test('no usable peer for noPeerTimeoutMs → no_peers, well before the stall timeout; a useful peer or a piece in flight resets it', async () => {
+    const w = new ManualWatchdog();
+    const s = setup({ stallTimeoutMs: 30_000, noPeerTimeoutMs: 5000, watchdog: w });
+    await s.store.init();
+    let downloadSignal: AbortSignal | undefined;
+    s.engine.download = async (m, { signal }) => {
+      downloadSignal = signal;
+      return hangUntilAborted(signal);
+    };
+    const outcome = s.fetcher.ensure(request, AbortSignal.timeout(5000));
+    await w.started();
+    // The torrent is not there yet, then there with peers that lack what we lack (or nobody: tracker/seeder gone).
+    w.advance(3000);
+    s.engine.torrents.set(digest.value, stats(digest.value, 0, 'download', { connected: 2, usefulPeers: 0 }));
+    w.advance(1999);
+    assert.equal(downloadSignal?.aborted, false);
+    // A useful peer shows up at 4999 ms, a request is in flight at 8000 ms: the clock restarts each time.
+    s.engine.torrents.set(digest.value, stats(digest.value, 0, 'download', { connected: 3, usefulPeers: 1 }));
+    w.advance(1);
+    s.engine.torrents.set(digest.value, stats(digest.value, 0, 'download', { connected: 3, usefulPeers: 0, inFlight: 1 }));
+    w.advance(3000);
+    s.engine.torrents.set(digest.value, stats(digest.value, 0, 'download', { connected: 3 }));
+    w.advance(4999);
+    assert.equal(downloadSignal?.aborted, false, 'not yet 5 s without a usable peer');
+    assert.deepEqual(s.fallbacks, []);
+    w.advance(1);
+    const result = await outcome;
+    assert.equal(result.info.size, data.length);
+    assert.deepEqual(s.fallbacks, ['no_peers']);
+    assert.deepEqual(s.origin.calls, [0]);
+    assert.deepEqual(s.bytes, { origin: data.length });
+    assert.ok(s.engine.stopped.includes(digest.value), 'the abandoned download is stopped');
+    assert.ok(w.stopped, 'the watchdog is stopped');
+  });
+
+  test('peers that hold missing pieces but deliver none → stalled (not no_peers), even with a shorter noPeerTimeoutMs', async () => {
+    const w = new ManualWatchdog();
+    const s = setup({ stallTimeoutMs: 10_000, noPeerTimeoutMs: 2000, watchdog: w });
+    await s.store.init();
+    s.engine.download = async (m, { signal }) => {
+      s.engine.torrents.set(m.digest, stats(m.digest, 1, 'download', { connected: 2, usefulPeers: 2 }));
+      return hangUntilAborted(signal);
+    };
+    const outcome = s.fetcher.ensure(request, AbortSignal.timeout(5000));
+    await w.started();
+    w.advance(1000);
+    // A verified piece restarts the stall clock.
+    s.engine.torrents.set(digest.value, stats(digest.value, 2, 'download', { connected: 2, usefulPeers: 2 }));
+    w.advance(9000);
+    w.advance(9999);
+    assert.deepEqual(s.fallbacks, []);
+    w.advance(1);
+    await outcome;
+    assert.deepEqual(s.fallbacks, ['stalled']);
+    assert.deepEqual(s.origin.calls, [0]);
   });
 
   test('bytes from the swarm that do not match the digest are never stored; the download is dropped', async () => {

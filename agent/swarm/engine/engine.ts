@@ -16,7 +16,7 @@
  *   announce.ts      the injected Announce function, a TrackerClient adapter, "host:port" helpers
  *   announcer.ts     one announce at a time per torrent, none lost
  *   verify.ts        length + sha256 check of a received piece
- *   stats.ts         traffic by peer, TorrentStats
+ *   stats.ts         traffic by peer, TorrentStats, SwarmEngineEvents (per-piece traffic hooks for metrics)
  *   config.ts        SwarmEngineConfig (+ the scheduler's config), defaults
  *   peer-id.ts       20 random bytes ↔ 40 hex
  *
@@ -52,7 +52,7 @@ import { readHandshake } from './handshake.ts';
 import { newPeerId } from './peer-id.ts';
 import { PieceFile } from './piece-file.ts';
 import { blobStoreSource, completeFileSource, type PieceSource } from './piece-source.ts';
-import type { TorrentStats } from './stats.ts';
+import type { SwarmEngineEvents, TorrentStats } from './stats.ts';
 import type { TorrentHost } from './torrent-host.ts';
 import { Torrent } from './torrent.ts';
 
@@ -67,6 +67,8 @@ export interface SwarmEngineOptions {
   readonly peerId?: string;
   /** Tie-breaks in piece picking. Default Math.random. */
   readonly rng?: Rng;
+  /** Traffic hooks (metrics): per piece, never per byte. */
+  readonly events?: SwarmEngineEvents;
 }
 
 export interface DownloadResult {
@@ -100,7 +102,7 @@ export class SwarmEngine {
     this.#log = options.logger.child({ component: 'swarm-engine', peerId: this.peerId.slice(0, 8) });
     const rng = options.rng ?? { next: Math.random };
     this.#host = {
-      selfId: this.peerId, transport: options.transport, announce: options.announce, config: options.config, rng,
+      selfId: this.peerId, transport: options.transport, announce: options.announce, config: options.config, rng, events: options.events,
       listenPort: () => this.#listener?.address.port ?? 0,
       connectionAvailable: () => this.#connections < options.config.maxConnections,
       track: (connection) => this.#track(connection),

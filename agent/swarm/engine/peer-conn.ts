@@ -8,7 +8,9 @@ import type { Logger } from '../../../shared/logging.ts';
 import type { LayerswarmError } from '../../../shared/errors.ts';
 import type { Received, WireMessage } from '../../../shared/wire/codec.ts';
 import type { Connection } from '../../../shared/wire/transport.ts';
+import type { Bitfield } from '../scheduler/bitfield.ts';
 import type { OpenedConnection } from './handshake.ts';
+import type { PeerKind } from './stats.ts';
 
 export interface PeerConnHandler {
   onMessage(conn: PeerConn, received: Received): Promise<void> | void;
@@ -23,11 +25,17 @@ export class PeerConn {
   readonly connection: Connection;
   /** Pieces requested from this peer and neither received nor cancelled yet. */
   readonly requested = new Set<number>();
+  /** The peer's pieces: its handshake bitfield plus every Have since (for TorrentStats.usefulPeers). */
+  readonly bitfield: Bitfield | undefined;
+  /** What it was at connect (metrics label). */
+  readonly kind: PeerKind;
   readonly #messages: AsyncIterator<Received>;
   readonly #log: Logger;
   #closed = false;
 
-  constructor(opened: OpenedConnection, peerId: string, outbound: boolean, log: Logger) {
+  constructor(opened: OpenedConnection, peerId: string, outbound: boolean, log: Logger, bitfield?: Bitfield) {
+    this.bitfield = bitfield?.clone();
+    this.kind = bitfield?.complete === true ? 'seeder' : 'agent';
     this.connection = opened.connection;
     this.#messages = opened.messages;
     this.peerId = peerId;

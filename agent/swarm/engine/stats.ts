@@ -20,6 +20,10 @@ export interface TorrentStats {
   readonly have: number;
   readonly complete: boolean;
   readonly connected: number;
+  /** Connected peers that hold at least one piece we lack (0 once complete). */
+  readonly usefulPeers: number;
+  /** Our requests in flight plus received pieces being verified. */
+  readonly inFlight: number;
   readonly bytesUp: number;
   readonly bytesDown: number;
   readonly piecesUp: number;
@@ -55,4 +59,24 @@ export class TrafficTable {
     }
     return { ...sum, peers };
   }
+}
+
+/**
+ * Who a peer was when its connection opened: 'seeder' when its handshake bitfield was full (the seeder role, or an
+ * agent that had already finished: the wire protocol and the tracker's handout, which reports `complete || seeder`,
+ * do not tell them apart), 'agent' when it was still downloading.
+ */
+export type PeerKind = 'seeder' | 'agent';
+
+/** Engine-wide traffic hooks (metrics). Called once per piece, connection or ban, never per byte. */
+export interface SwarmEngineEvents {
+  /**
+   * Piece bytes moved. 'down': a verified piece, credited to the first peer that delivered it (endgame duplicates
+   * and bad pieces are not counted, so a download's down bytes add up to the blob's size); 'up': a piece sent.
+   */
+  pieceBytes?(direction: 'down' | 'up', peer: PeerKind, bytes: number): void;
+  /** A received piece failed verification. */
+  badPiece?(): void;
+  /** A peer was closed and blacklisted for sending a bad piece. */
+  peerBanned?(): void;
 }

@@ -7,6 +7,7 @@ import type { Announce } from './announce.ts';
 import type { SwarmEngineConfig } from './config.ts';
 import type { PieceFile } from './piece-file.ts';
 import type { PieceSource } from './piece-source.ts';
+import type { SwarmEngineEvents } from './stats.ts';
 
 /** What a torrent needs from its engine. */
 export interface TorrentHost {
@@ -21,6 +22,7 @@ export interface TorrentHost {
   /** Count a connection against the engine-wide cap until it closes. */
   track(connection: Connection): void;
   readonly rng: Rng;
+  readonly events?: SwarmEngineEvents | undefined;
 }
 
 export interface TorrentInit {

@@ -19,6 +19,7 @@ import type { Logger } from '../../../shared/logging.ts';
 import type { Metainfo } from '../../../shared/swarm/metainfo.ts';
 import type { HandshakeMessage, Received } from '../../../shared/wire/codec.ts';
 import { WireError } from '../../../shared/wire/errors.ts';
+import type { Bitfield } from '../scheduler/bitfield.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
 import type { SchedulerCommand, SchedulerEvent } from '../scheduler/types.ts';
 import { parseAddress } from './announce.ts';
@@ -51,6 +52,8 @@ export class Torrent {
   readonly #scheduler: Scheduler;
   readonly #links: PeerLinks;
   readonly #traffic = new TrafficTable();
+  /** Pieces whose bytes were credited to a peer (events.pieceBytes 'down'): each piece once. */
+  readonly #credited: Bitfield;
   readonly #lifetime = new AbortController();
   readonly #queue: SchedulerEvent[] = [];
   readonly #handler: PeerConnHandler;
@@ -70,6 +73,7 @@ export class Torrent {
     const source = init.file ?? init.source;
     if (source === undefined) throw new LayerswarmError('INTERNAL', 'a torrent needs a file or a source');
     this.#source = source;
+    this.#credited = source.have.clone();
     this.#log = init.log;
     this.#links = new PeerLinks(host.selfId);
     this.#scheduler = new Scheduler({
@@ -128,10 +132,33 @@ export class Torrent {
 
   stats(): TorrentStats {
     const t = this.#traffic.totals();
+    const s = this.#scheduler.stats();
     return {
-      digest: this.digest, role: this.role, pieceCount: this.meta.pieceHashes.length, have: this.#scheduler.stats().have, complete: this.#scheduler.complete,
-      connected: this.#links.conns.size, ...t,
+      digest: this.digest, role: this.role, pieceCount: this.meta.pieceHashes.length, have: s.have, complete: s.complete,
+      connected: this.#links.conns.size, usefulPeers: this.#usefulPeers(), inFlight: s.requestsInFlight + s.verifying, ...t,
     };
+  }
+
+  /** Connected peers holding a piece we lack. */
+  #usefulPeers(): number {
+    if (this.#scheduler.complete) return 0;
+    const have = this.#scheduler.bitfield();
+    let useful = 0;
+    for (const conn of this.#links.conns.values()) {
+      const theirs = conn.bitfield;
+      if (theirs === undefined || theirs.count === 0) continue;
+      if (theirs.count > have.count) {
+        useful++;
+        continue;
+      }
+      for (const piece of theirs.pieces()) {
+        if (!have.has(piece)) {
+          useful++;
+          break;
+        }
+      }
+    }
+    return useful;
   }
 
   /** An inbound connection whose Handshake named our digest (the engine routed it here). */
@@ -219,6 +246,7 @@ export class Torrent {
           this.#links.conns.delete(c.peerId);
           conn.close();
         }
+        if (c.reason === 'bad_piece') this.#host.events?.peerBanned?.();
         return;
       case 'announce':
         this.#announcer.request(c.reason);
@@ -270,7 +298,7 @@ export class Torrent {
       decision.old.close();
       this.#feed({ type: 'peerClosed', peerId: remote.peerId });
     }
-    const conn = new PeerConn(opened, remote.peerId, outbound, this.#log);
+    const conn = new PeerConn(opened, remote.peerId, outbound, this.#log, remote.bitfield);
     this.#links.conns.set(remote.peerId, conn);
     conn.run(this.#handler);
     this.#feed({ type: 'peerConnected', peerId: remote.peerId, bitfield: remote.bitfield });
@@ -290,6 +318,7 @@ export class Torrent {
     const peerId = conn.peerId;
     switch (message.kind) {
       case 'have':
+        if (message.piece >= 0 && message.piece < this.meta.pieceHashes.length) conn.bitfield?.set(message.piece);
         this.#feed({ type: 'have', peerId, piece: message.piece });
         return;
       case 'request':
@@ -322,11 +351,13 @@ export class Torrent {
     traffic.bytesDown += length;
     if (!ok) {
       traffic.badPieces++;
+      this.#host.events?.badPiece?.();
       this.#log.warn({ peer: peerId, piece, length }, 'piece failed verification');
       this.#feed({ type: 'pieceFailed', peerId, piece });
       return;
     }
     traffic.piecesDown++;
+    if (this.#credited.set(piece)) this.#host.events?.pieceBytes?.('down', conn.kind, length);
     if (this.#file !== undefined && !this.#file.have.has(piece)) {
       try {
         await this.#file.writePiece(piece, payload, withTimeout(this.#lifetime.signal, this.#host.config.fileTimeoutMs));
@@ -347,6 +378,7 @@ export class Torrent {
       const traffic = this.#traffic.of(conn.peerId);
       traffic.bytesUp += bytes.byteLength;
       traffic.piecesUp++;
+      this.#host.events?.pieceBytes?.('up', conn.kind, bytes.byteLength);
     } catch (err) {
       if (!conn.closed && !this.closed) {
         this.#log.debug({ err, peer: conn.peerId, piece }, 'upload failed, closing the connection');
