@@ -55,6 +55,8 @@ describe('scheduler config and injected RNG', () => {
     assert.equal(schedulerConfig({ pipelineDepth: 5 }).pipelineDepth, 5);
     assert.throws(() => schedulerConfig({ pipelineDepth: 0 }), (e: unknown) => e instanceof LayerswarmError && e.code === 'CONFIG_INVALID' && /pipelineDepth/.test(e.message));
     assert.throws(() => schedulerConfig({ requestTimeoutMs: 1.5 }), LayerswarmError);
+    assert.equal(DEFAULT_SCHEDULER_CONFIG.seedFreshFirst, true);
+    assert.throws(() => schedulerConfig({ seedFreshFirst: 'yes' as unknown as boolean }), (e: unknown) => e instanceof LayerswarmError && /seedFreshFirst/.test(e.message));
   });
 
   test('seededRng is deterministic and in [0, 1)', () => {
@@ -237,6 +239,35 @@ describe('(g) caps', () => {
     assert.equal(s.stats().piecesUploaded, 1);
     assert.equal(s.stats().bytesUploaded, PIECE);
     assert.equal(s.stats().peakUploads, 2);
+  });
+
+  test('seedFreshFirst: a complete node serves never-sent pieces first and rejects queued duplicates meanwhile', () => {
+    const run = (seedFreshFirst: boolean): string[][] => {
+      const { send } = setup(4, 'all', { maxUploadSlots: 1, seedFreshFirst });
+      for (const p of ['a', 'b', 'c', 'd']) send(connected(p, new Bitfield(4)));
+      const ask = (peerId: string, piece: number): string[] => send({ type: 'requestReceived', peerId, piece });
+      const done = (peerId: string, piece: number): string[] => send({ type: 'uploadDone', peerId, piece });
+      return [
+        ask('a', 0), ask('b', 0), ask('c', 1), // #0 is being sent; b's #0 is a duplicate, c's #1 fresh
+        done('a', 0),
+        send({ type: 'have', peerId: 'a', piece: 0 }),
+        ask('d', 1), // only a duplicate queued (c is getting #1): served rather than idling
+        done('c', 1),
+      ];
+    };
+    assert.deepEqual(run(true), [['sendPiece a #0'], [], [], ['rejectRequest b #0', 'sendPiece c #1'], [], [], ['sendPiece d #1']]);
+    // Off: plain FIFO, b's duplicate goes first (and 'c #1' was never started, so its uploadDone frees nothing).
+    assert.deepEqual(run(false), [['sendPiece a #0'], [], [], ['sendPiece b #0'], [], [], []], 'off: plain FIFO');
+  });
+
+  test('seedFreshFirst: the queue is served fewest copies first (sent by us or held by a connected peer)', () => {
+    const { send } = setup(4, 'all', { maxUploadSlots: 1 });
+    send(connected('a', new Bitfield(4)));
+    send(connected('b', Bitfield.of(4, [2])));
+    const ask = (peerId: string, piece: number): string[] => send({ type: 'requestReceived', peerId, piece });
+    assert.deepEqual(ask('a', 0), ['sendPiece a #0']);
+    assert.deepEqual([ask('a', 2), ask('a', 3)], [[], []]);
+    assert.deepEqual(send({ type: 'uploadDone', peerId: 'a', piece: 0 }), ['rejectRequest a #2', 'sendPiece a #3'], 'b holds #2');
   });
 
   test('maxUploadSlots 0: download only, every request rejected', () => {

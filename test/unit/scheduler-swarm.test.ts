@@ -65,7 +65,9 @@ describe('scheduler swarm (in-process simulation)', () => {
   test('(e) a slow uploader: endgame or a short request timeout routes around it; neither → stuck until timeout', () => {
     const finish = (slow: boolean, config: { requestTimeoutMs: number; endgameThreshold: number }): number => {
       const specs: SimNodeSpec[] = [{ id: 'seed', have: 'all' }, ...(slow ? [{ id: 'slow', have: 'all', transferMs: 2_000 } as const] : []), ...leechers(6)];
-      const sim = new Sim({ pieceCount: 40, seed: 3, config }, specs);
+      // seedFreshFirst off: a complete slow peer would otherwise reject requests for pieces it already sent and so
+      // route some of them around itself; this test is about what endgame and timeouts alone do.
+      const sim = new Sim({ pieceCount: 40, seed: 3, config: { ...config, seedFreshFirst: false } }, specs);
       assert.ok(sim.run(), `not all complete at ${sim.now} ms: ${summary(sim)}`);
       return sim.now;
     };
@@ -87,6 +89,34 @@ describe('scheduler swarm (in-process simulation)', () => {
       assert.ok(n.peakUploads <= 2, `${n.spec.id} had ${n.peakUploads} uploads at once`);
     }
     assert.ok(sim.trace.some((l) => l.includes('close') && l.includes('capacity')), 'the cap actually refused somebody');
+  });
+
+  test('(i) a slow seeder sends each piece about once (seedFreshFirst) and the swarm finishes sooner', () => {
+    // The seeder's upload is the bottleneck: 8× slower per piece than a leecher's. T* ≈ pieceCount × 160 ms / 4 slots.
+    const pieceCount = 32;
+    const run = (seed: number, seedFreshFirst: boolean): { blobs: number; done: number; sim: Sim } => {
+      const sim = new Sim({ pieceCount, seed, config: { seedFreshFirst } }, [{ id: 'seed', have: 'all', transferMs: 160 }, ...leechers(8)]);
+      assert.ok(sim.run(), `not all complete at ${sim.now} ms: ${summary(sim)}`);
+      assert.deepEqual(sim.errors, []);
+      return { blobs: (sim.nodes.get('seed')?.piecesSent ?? 0) / pieceCount, done: sim.now, sim };
+    };
+    for (const seed of [1, 2, 3, 4]) {
+      const on = run(seed, true);
+      const off = run(seed, false);
+      console.log(`slow seeder, seed ${seed}: fresh first ${on.blobs.toFixed(2)} × S in ${on.done} ms; FIFO ${off.blobs.toFixed(2)} × S in ${off.done} ms`);
+      assert.ok(on.blobs <= 1.3, `seeder sent ${on.blobs} × S`);
+      assert.ok(on.done < off.done, 'fresh first finishes sooner');
+      // A leecher the seeder turned away backs off from the seeder only (rejectBackoffMs = 500): within that time it
+      // asks another leecher for the piece, and a leecher delivers it.
+      const rows = on.sim.trace.map((l) => l.split(' '));
+      const rejections = rows.filter((r) => r[1] === 'seed' && r[2] === 'rejectRequest');
+      assert.ok(rejections.length > 0, 'the seeder redirected duplicates');
+      for (const [t, , , leecher, piece] of rejections) {
+        const askedElsewhere = rows.some((r) => r[1] === leecher && r[2] === 'request' && r[3] !== 'seed' && r[4] === piece && Number(r[0]) >= Number(t) && Number(r[0]) - Number(t) < 500);
+        assert.ok(askedElsewhere, `${leecher} asked another leecher for ${piece} within the backoff`);
+        assert.ok(rows.some((r) => r[1] !== 'seed' && r[2] === 'sendPiece' && r[3] === leecher && r[4] === piece), `a leecher sent ${piece} to ${leecher}`);
+      }
+    }
   });
 
   test('(h) determinism: same seed → identical command trace; another seed → a different one', () => {

@@ -23,6 +23,13 @@ export interface SchedulerConfig {
   readonly maxUploadSlots: number;
   /** Upload requests queued behind busy slots, across all peers; more are rejected. @default 64 */
   readonly maxUploadQueue: number;
+  /**
+   * Seeding fresh first: once complete, serve queued requests for the pieces with the fewest known copies first
+   * (sent by us, or held by connected peers), and when starting a piece nobody has, reject queued requests for
+   * pieces that have copies (the requesters get them from those peers). Keeps a seeder's upload on pieces the swarm
+   * lacks; see uploads.ts. @default true
+   */
+  readonly seedFreshFirst: boolean;
   /** After a peer rejects a request, ask it nothing for this long. @default 500 */
   readonly rejectBackoffMs: number;
   /** A peer that sent a piece failing verification is closed and not reconnected for this long. @default 300_000 */
@@ -51,6 +58,7 @@ export const DEFAULT_SCHEDULER_CONFIG: SchedulerConfig = {
   endgameMaxRequestsPerPiece: 2,
   maxUploadSlots: 4,
   maxUploadQueue: 64,
+  seedFreshFirst: true,
   rejectBackoffMs: 500,
   blacklistMs: 300_000,
   idleTimeoutMs: 30_000,
@@ -61,7 +69,10 @@ export const DEFAULT_SCHEDULER_CONFIG: SchedulerConfig = {
 /** Defaults overlaid with `overrides`, validated. Throws CONFIG_INVALID naming the first bad field. */
 export function schedulerConfig(overrides: Partial<SchedulerConfig> = {}): SchedulerConfig {
   const config: SchedulerConfig = { ...DEFAULT_SCHEDULER_CONFIG, ...overrides };
-  const atLeast = (field: keyof SchedulerConfig, min: number): void => {
+  if (typeof config.seedFreshFirst !== 'boolean') {
+    throw new LayerswarmError('CONFIG_INVALID', `scheduler seedFreshFirst must be a boolean, got ${String(config.seedFreshFirst)}`);
+  }
+  const atLeast = (field: Exclude<keyof SchedulerConfig, 'seedFreshFirst'>, min: number): void => {
     const value = config[field];
     if (!Number.isSafeInteger(value) || value < min) {
       throw new LayerswarmError('CONFIG_INVALID', `scheduler ${field} must be an integer ≥ ${min}, got ${String(value)}`);

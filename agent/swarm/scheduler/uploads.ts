@@ -3,6 +3,13 @@
  * its `uploadDone`); further requests wait in one FIFO queue of at most `maxQueue`, the rest are rejected so the
  * remote asks someone else. A peer that closes frees its slots and loses its queued requests. maxSlots 0 = download
  * only: every request is rejected.
+ *
+ * Fresh first (when `freshFirst()` is true: we are complete and config.seedFreshFirst is on): new pieces enter a
+ * swarm only through the nodes that have them, so a complete node's slots should carry pieces its peers lack. A
+ * piece's copies = max(times we started sending it, connected peers that have it). The queue is served fewest copies
+ * first (FIFO among equals), and whenever we start a piece with no copies, queued requests for pieces that have
+ * copies (including the one being started) are rejected: those requesters fetch them from the peers that have them
+ * and ask us for something new. Without any zero-copy request queued, duplicates are served (better than idling).
  */
 import type { PeerId, SchedulerCommand } from './types.ts';
 
@@ -18,12 +25,23 @@ export class Uploads {
   readonly #maxQueue: number;
   readonly #active = new Map<string, UploadRequest>();
   #queue: UploadRequest[] = [];
+  /** Times we started sending each piece. */
+  readonly #sent: Uint32Array;
+  readonly #freshFirst: () => boolean;
+  readonly #holders: (piece: number) => number;
   /** Most uploads ever in progress at once (for tests and metrics). */
   peakActive = 0;
 
-  constructor(maxSlots: number, maxQueue: number) {
+  /**
+   * `freshFirst`: whether to apply the fresh-first order now; `holders`: how many connected peers have a piece.
+   * Both default to off (plain FIFO).
+   */
+  constructor(maxSlots: number, maxQueue: number, pieceCount = 0, freshFirst: () => boolean = () => false, holders: (piece: number) => number = () => 0) {
     this.#maxSlots = maxSlots;
     this.#maxQueue = maxQueue;
+    this.#sent = new Uint32Array(pieceCount);
+    this.#freshFirst = freshFirst;
+    this.#holders = holders;
   }
 
   get active(): number {
@@ -74,14 +92,44 @@ export class Uploads {
   #drain(): SchedulerCommand[] {
     const commands: SchedulerCommand[] = [];
     while (this.#active.size < this.#maxSlots) {
-      const next = this.#queue.shift();
+      const next = this.#freshFirst() ? this.#takeFreshest(commands) : this.#queue.shift();
       if (next === undefined) break;
       commands.push(this.#start(next));
     }
     return commands;
   }
 
+  /** Copies of `piece` we know of in our neighbourhood: sent by us or held by a connected peer. */
+  #copies(piece: number): number {
+    return Math.max(this.#sent[piece] ?? 0, this.#holders(piece));
+  }
+
+  /** The queued request with the fewest copies (FIFO among equals); starting a fresh one rejects queued duplicates. */
+  #takeFreshest(commands: SchedulerCommand[]): UploadRequest | undefined {
+    let best = -1;
+    let bestCopies = Infinity;
+    this.#queue.forEach((r, i) => {
+      const copies = this.#copies(r.piece);
+      if (copies < bestCopies) {
+        best = i;
+        bestCopies = copies;
+      }
+    });
+    const [next] = best < 0 ? [] : this.#queue.splice(best, 1);
+    if (next === undefined) return undefined;
+    if (bestCopies === 0) {
+      const keep: UploadRequest[] = [];
+      for (const r of this.#queue) {
+        if (r.piece === next.piece || this.#copies(r.piece) > 0) commands.push({ type: 'rejectRequest', peerId: r.peerId, piece: r.piece });
+        else keep.push(r);
+      }
+      this.#queue = keep;
+    }
+    return next;
+  }
+
   #start(r: UploadRequest): SchedulerCommand {
+    this.#sent[r.piece] = (this.#sent[r.piece] ?? 0) + 1;
     this.#active.set(key(r.peerId, r.piece), r);
     this.peakActive = Math.max(this.peakActive, this.#active.size);
     return { type: 'sendPiece', peerId: r.peerId, piece: r.piece };
