@@ -144,10 +144,19 @@ export function parseRegistries(raw: unknown, problems: string[]): RegistryConfi
   return out;
 }
 
-/** Load and validate. Returns undefined when --help was asked for. */
-export function loadAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv): AgentConfig | undefined {
+/**
+ * Options + the YAML `registries` section (agent and seeder): flags, env and file merged, every problem reported at
+ * once, then `check` for cross-option rules. Returns undefined for --help. `unset` lists optional keys as undefined.
+ */
+export function loadConfigWithRegistries<C>(
+  specs: readonly OptionSpec[],
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+  unset: Record<string, undefined>,
+  check: (config: C) => string[],
+): C | undefined {
   let registries: RegistryConfig[] = [];
-  const loaded = loadOptions(AGENT_OPTIONS.filter((o) => o.key !== 'registries'), {
+  const loaded = loadOptions(specs.filter((o) => o.key !== 'registries'), {
     argv,
     env,
     fileSections: ['registries'],
@@ -156,9 +165,14 @@ export function loadAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
     },
   });
   if (loaded.help) return undefined;
-  const unset = { dockerConfig: undefined, tracker: undefined, peerAdvertise: undefined, zone: undefined };
-  const config: AgentConfig = { ...unset, ...(loaded.values as unknown as Omit<AgentConfig, 'registries'>), registries };
-  const problems = checkAgentConfig(config);
+  const config = { ...unset, ...loaded.values, registries } as unknown as C;
+  const problems = check(config);
   if (problems.length > 0) throw configError(problems);
   return config;
+}
+
+/** Load and validate. Returns undefined when --help was asked for. */
+export function loadAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv): AgentConfig | undefined {
+  const unset = { dockerConfig: undefined, tracker: undefined, peerAdvertise: undefined, zone: undefined };
+  return loadConfigWithRegistries<AgentConfig>(AGENT_OPTIONS, argv, env, unset, checkAgentConfig);
 }

@@ -7,10 +7,10 @@ import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { LevelWithSilent } from 'pino';
 import { LOG_LEVELS } from '../../shared/logging.ts';
-import { configError, loadOptions, type HostPort, type OptionSpec } from '../../shared/config/options.ts';
+import type { HostPort, OptionSpec } from '../../shared/config/options.ts';
 import { DEFAULT_PIECE_POLICY, validatePolicy, type PiecePolicy } from '../../shared/swarm/metainfo.ts';
 import { isLayerswarmError } from '../../shared/errors.ts';
-import { AGENT_OPTIONS, parseRegistries, type RegistryConfig } from '../config.ts';
+import { AGENT_OPTIONS, loadConfigWithRegistries, type RegistryConfig } from '../config.ts';
 
 export interface SeederConfig {
   origin: string;
@@ -144,19 +144,6 @@ export function checkSeederConfig(config: SeederConfig): string[] {
 
 /** Load and validate. Returns undefined when --help was asked for. */
 export function loadSeederConfig(argv: readonly string[], env: NodeJS.ProcessEnv): SeederConfig | undefined {
-  let registries: RegistryConfig[] = [];
-  const loaded = loadOptions(SEEDER_OPTIONS.filter((o) => o.key !== 'registries'), {
-    argv,
-    env,
-    fileSections: ['registries'],
-    validate: (file, problems) => {
-      registries = parseRegistries(file.registries, problems);
-    },
-  });
-  if (loaded.help) return undefined;
   const unset = { peerAdvertise: undefined, dockerConfig: undefined, seederId: undefined, advertiseUrl: undefined, trackerToken: undefined, notificationToken: undefined };
-  const config = { ...unset, ...loaded.values, registries } as unknown as SeederConfig;
-  const problems = checkSeederConfig(config);
-  if (problems.length > 0) throw configError(problems);
-  return config;
+  return loadConfigWithRegistries<SeederConfig>(SEEDER_OPTIONS, argv, env, unset, checkSeederConfig);
 }
