@@ -126,7 +126,9 @@ describe('swarm cluster: tracker + seeder + agents as processes, real registry, 
       assert.equal(await a.metric('layerswarm_swarm_fallbacks_total'), 0, `${a.name} fallbacks`);
     }
 
-    // Who sent what: seeder uploads vs uploads by agents, per receiving agent.
+    // Who sent what: seeder uploads vs uploads by agents, per receiving agent. The agents' trace logs are complete
+    // only once they exited (pino writes asynchronously; under load the last lines may still be buffered).
+    await Promise.all(six.map((a) => a.stop()));
     const sizeOf = new Map(manifest.layers.map((l) => [l.digest.slice(7, 19), l.size]));
     const bytesOf = (digest12: string, piece: number): number => {
       const size = sizeOf.get(digest12) ?? 0;
