@@ -9,22 +9,10 @@ import { isIP } from 'node:net';
 import { Agent, request, type Dispatcher } from 'undici';
 import { parseMetainfo, type Metainfo } from '../shared/swarm/metainfo.ts';
 import { isTrackerErrorCode, TrackerError } from './errors.ts';
+import type { AnnounceBody } from './schemas.ts';
 import { MAX_METAINFO_BYTES, readLimited } from './metainfo-registry.ts';
 
-export interface AnnounceRequest {
-  digest: string;
-  /** 40 lowercase hex characters, stable for the process. */
-  peerId: string;
-  /** IP address other peers dial. */
-  address: string;
-  port: number;
-  complete: boolean;
-  /** Pieces held. */
-  pieces: number;
-  zone?: string;
-  /** Set by seeders. */
-  seeder?: boolean;
-}
+export type AnnounceRequest = AnnounceBody;
 
 export interface HandedOutPeer {
   peerId: string;

@@ -5,14 +5,19 @@ export const ZONE_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$';
 export const SEEDER_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$';
 export const REGISTRY_PATTERN = '^[a-zA-Z0-9.-]{1,253}(:[0-9]{1,5})?$';
 
+/** POST /v1/announce: one declaration for the server (validated by announceSchema) and the client. */
 export interface AnnounceBody {
   digest: string;
+  /** 40 lowercase hex characters, stable for the process. */
   peerId: string;
+  /** IP address other peers dial. */
   address: string;
   port: number;
   complete: boolean;
+  /** Pieces held. */
   pieces: number;
   zone?: string;
+  /** Set by seeders. */
   seeder?: boolean;
 }
 
