@@ -22,6 +22,7 @@ import { BlobFetcher } from './blobs/blob-fetcher.ts';
 import { AccessChecker } from './access/access-checker.ts';
 import { Prefetcher } from './blobs/prefetcher.ts';
 import { createAgentMetrics } from './metrics.ts';
+import { createNodeBandwidth, limitTransport, type BandwidthClock, type NodeBandwidth } from './bandwidth.ts';
 import { buildRegistryServer } from './registry/server.ts';
 
 export interface RunningAgent {
@@ -31,6 +32,8 @@ export interface RunningAgent {
   readonly app: FastifyInstance;
   /** Present when prefetch is on (tests wait for it with whenIdle()). */
   readonly prefetcher: Prefetcher | undefined;
+  /** This agent's node-wide token buckets (uploadLimit / downloadLimit; absent = unlimited). */
+  readonly bandwidth: NodeBandwidth;
   close(): Promise<void>;
 }
 
@@ -42,6 +45,8 @@ export interface AgentDependencies {
    * Default: that source as it is.
    */
   blobSource?: (source: BlobSource) => BlobSource;
+  /** Clock of the bandwidth limiters (tests: a fake clock). Default real time. */
+  bandwidthClock?: BandwidthClock;
 }
 
 export async function startAgent(config: AgentConfig, deps: AgentDependencies): Promise<RunningAgent> {
@@ -86,13 +91,15 @@ export async function startAgent(config: AgentConfig, deps: AgentDependencies): 
     userAgent: 'layerswarm-agent/0.1',
     onRequest: (e) => metrics.upstreamDuration.labels(e.registry, e.kind, String(e.status)).observe(e.durationMs / 1000),
   });
-  const origin = new OriginBlobSource(upstream);
+  // One upload and one download bucket per agent (not per process: tests and benchmarks run many agents in one).
+  const bandwidth = createNodeBandwidth(config, deps.bandwidthClock);
+  const origin = new OriginBlobSource(upstream, { download: bandwidth.download });
   const swarmEvents: SwarmEngineEvents = {
     pieceBytes: (direction, peer, bytes) => metrics.swarmPieceBytes.labels(direction, peer).inc(bytes),
     badPiece: () => metrics.swarmBadPieces.inc(),
     peerBanned: () => metrics.swarmPeersBanned.inc(),
   };
-  const swarm = config.tracker === undefined ? undefined : await startSwarm(config, config.tracker, deps.logger, swarmEvents);
+  const swarm = config.tracker === undefined ? undefined : await startSwarm(config, config.tracker, deps.logger, swarmEvents, bandwidth);
   if (swarm !== undefined) {
     swarmEngine = swarm.engine;
     for (const reason of SWARM_FALLBACK_REASONS) metrics.swarmFallbacks.labels(reason).inc(0);
@@ -172,6 +179,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDependencies): 
   logger.info({
     listen: `${config.listen.host}:${port}`, origin: config.origin, dataDir: config.dataDir, storeMaxBytes: config.storeMaxBytes,
     ...(swarm ? { tracker: config.tracker, peerListen: swarm.engine.address, peerAdvertise: swarm.advertise, zone: config.zone } : {}),
+    uploadLimit: config.uploadLimit, downloadLimit: config.downloadLimit,
   }, 'agent ready');
 
   let closing: Promise<void> | undefined;
@@ -180,6 +188,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDependencies): 
     port,
     app,
     prefetcher,
+    bandwidth,
     close: () => {
       closing ??= (async () => {
         ready = false;
@@ -207,14 +216,14 @@ interface Swarm {
 }
 
 /** The swarm side of an agent with `tracker` set: tracker client, piece-protocol listener, engine. */
-async function startSwarm(config: AgentConfig, trackerUrl: string, rootLogger: Logger, events: SwarmEngineEvents): Promise<Swarm> {
+async function startSwarm(config: AgentConfig, trackerUrl: string, rootLogger: Logger, events: SwarmEngineEvents, bandwidth: NodeBandwidth): Promise<Swarm> {
   const tracker = new TrackerClient({ url: trackerUrl, metainfoTimeoutMs: config.metainfoTimeout, userAgent: 'layerswarm-agent/0.1' });
   const advertise = peerAdvertiseAddress(config);
   const engineConfig = swarmEngineConfig();
   const dataDir = join(config.dataDir, 'swarm');
   await mkdir(dataDir, { recursive: true });
   const engine = new SwarmEngine({
-    transport: new TcpTransport(),
+    transport: limitTransport(new TcpTransport(), bandwidth),
     announce: trackerAnnounce(tracker, { address: advertise, ...(config.zone === undefined ? {} : { zone: config.zone }) }),
     dataDir, config: engineConfig, logger: rootLogger, events,
   });

@@ -50,6 +50,10 @@ export interface AgentConfig {
   swarmStallTimeout: number;
   swarmNoPeerTimeout: number;
   swarmOriginDirectMaxBytes: number;
+  /** Node-wide piece upload limit, bytes/s (0 = unlimited). */
+  uploadLimit: number;
+  /** Node-wide download limit, bytes/s, for pieces from peers and blob bodies from origins (0 = unlimited). */
+  downloadLimit: number;
 }
 
 export const AGENT_OPTIONS: readonly OptionSpec[] = [
@@ -81,6 +85,8 @@ export const AGENT_OPTIONS: readonly OptionSpec[] = [
   { key: 'swarmStallTimeout', type: 'duration', default: 30_000, min: 10, doc: 'A swarm download that verifies no new piece for this long is abandoned for the origin.' },
   { key: 'swarmNoPeerTimeout', type: 'duration', default: 5000, min: 10, doc: 'A swarm download during which, for this long, no connected peer holds a piece it lacks and no piece is in flight (tracker or seeder gone, nobody has the blob) is abandoned for the origin.' },
   { key: 'swarmOriginDirectMaxBytes', type: 'bytes', default: DEFAULT_PIECE_POLICY.originDirectMaxBytes, min: 0, doc: 'Blobs up to this size are fetched from the origin, not the swarm (keep it equal to the seeder\'s --origin-direct-max-bytes).' },
+  { key: 'uploadLimit', type: 'bytes', default: 0, min: 0, metavar: 'BYTES/S', doc: 'Node-wide upload bandwidth limit in bytes per second (e.g. 50MiB) for pieces sent to peers, shared by all connections; 0 = unlimited.' },
+  { key: 'downloadLimit', type: 'bytes', default: 0, min: 0, metavar: 'BYTES/S', doc: 'Node-wide download bandwidth limit in bytes per second (e.g. 50MiB), shared by pieces from peers and blob bodies from origins (also without --tracker); 0 = unlimited.' },
 ];
 
 /** The IP address announced to the tracker for peers to dial: --peer-advertise, else the --peer-listen host, else (wildcard) the first non-internal IPv4 address, else 127.0.0.1. */

@@ -43,6 +43,10 @@ export interface SeederConfig {
   targetPieces: number;
   originDirectMaxBytes: number;
   shutdownTimeout: number;
+  /** Node-wide piece upload limit, bytes/s (0 = unlimited). */
+  uploadLimit: number;
+  /** Node-wide download limit (origin blob bodies, pieces received), bytes/s (0 = unlimited). */
+  downloadLimit: number;
 }
 
 /** A seeder id as the tracker accepts it (tracker/schemas.ts SEEDER_ID_PATTERN). */
@@ -83,6 +87,8 @@ export const SEEDER_OPTIONS: readonly OptionSpec[] = [
   { key: 'targetPieces', type: 'int', default: DEFAULT_PIECE_POLICY.targetPieces, min: 1, max: 65_536, doc: 'Aimed-for piece count of large blobs.' },
   { key: 'originDirectMaxBytes', type: 'bytes', default: DEFAULT_PIECE_POLICY.originDirectMaxBytes, doc: 'Blobs up to this size are not preheated (agents fetch them from the origin directly); they are still produced when asked.' },
   shared('shutdownTimeout'),
+  shared('uploadLimit', { doc: 'Node-wide upload bandwidth limit in bytes per second (e.g. 50MiB) for pieces sent to agents, shared by all connections; 0 = unlimited.' }),
+  shared('downloadLimit', { doc: 'Node-wide download bandwidth limit in bytes per second (e.g. 50MiB) for blob bodies fetched from origins (and any piece received); 0 = unlimited.' }),
   { key: 'registries', type: 'list', fileOnly: true, default: [], doc: 'Upstream registries besides the origin: list of {host, url, username, password}.' },
 ];
 

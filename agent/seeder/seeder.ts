@@ -18,6 +18,7 @@ import { TrackerClient } from '../../tracker/client.ts';
 import { isTrackerError } from '../../tracker/errors.ts';
 import { BlobFetcher } from '../blobs/blob-fetcher.ts';
 import { OriginBlobSource } from '../source/origin-source.ts';
+import { createNodeBandwidth, type NodeBandwidth } from '../bandwidth.ts';
 import { FsBlobStore } from '../store/fs-store.ts';
 import { createUpstreamClient } from '../upstream/client.ts';
 import { loadDockerConfigCredentials } from '../upstream/credentials.ts';
@@ -48,6 +49,8 @@ export interface RunningSeeder {
   readonly producer: Producer;
   readonly preheater: Preheater | undefined;
   readonly metainfo: MetainfoStore;
+  /** This seeder's node-wide token buckets (uploadLimit / downloadLimit; absent = unlimited). */
+  readonly bandwidth: NodeBandwidth;
   close(): Promise<void>;
 }
 
@@ -137,9 +140,10 @@ export async function startSeeder(config: SeederConfig, deps: SeederDependencies
     }
   };
 
+  const bandwidth = createNodeBandwidth(config);
   const fetcher = new BlobFetcher({
     store,
-    source: new OriginBlobSource(upstream),
+    source: new OriginBlobSource(upstream, { download: bandwidth.download }),
     logger: componentLogger(deps.logger, 'fetcher'),
     attempts: config.fetchAttempts,
     lifetime: lifetime.signal,
@@ -198,7 +202,7 @@ export async function startSeeder(config: SeederConfig, deps: SeederDependencies
   const seederId = config.seederId ?? seederIdFor(publicHost, port);
 
   try {
-    seeding = deps.seeding ? await deps.seeding({ peerListen: config.peerListen, tracker, seederId, store, dataDir: config.dataDir, logger: componentLogger(deps.logger, 'seeding'), lifetime: lifetime.signal }) : NOOP_SEEDING;
+    seeding = deps.seeding ? await deps.seeding({ peerListen: config.peerListen, tracker, seederId, store, dataDir: config.dataDir, logger: componentLogger(deps.logger, 'seeding'), lifetime: lifetime.signal, bandwidth }) : NOOP_SEEDING;
     seedingReady();
     for (const record of metainfo.all()) {
       const digest = parseDigest(record.metainfo.digest);
@@ -246,7 +250,7 @@ export async function startSeeder(config: SeederConfig, deps: SeederDependencies
   let closing: Promise<void> | undefined;
   return {
     url: `http://${localHost}:${port}`,
-    port, advertiseUrl, seederId, app, producer, preheater, metainfo,
+    port, advertiseUrl, seederId, app, producer, preheater, metainfo, bandwidth,
     close: () => {
       closing ??= (async () => {
         ready = false;

@@ -18,6 +18,7 @@ import type { Logger } from '../../shared/logging.ts';
 import type { Metainfo } from '../../shared/swarm/metainfo.ts';
 import type { TrackerClient } from '../../tracker/client.ts';
 import type { BlobStore } from '../store/blob-store.ts';
+import type { NodeBandwidth } from '../bandwidth.ts';
 
 export interface Seeding {
   seed(metainfo: Metainfo, blobPath: string): Promise<void>;
@@ -43,6 +44,8 @@ export interface SeedingContext {
   readonly logger: Logger;
   /** Aborted when the seeder shuts down. */
   readonly lifetime: AbortSignal;
+  /** The seeder's node-wide token buckets (--upload-limit / --download-limit): the piece transport is charged to them. */
+  readonly bandwidth?: NodeBandwidth;
 }
 
 /** Builds the Seeding at start; may listen (resolves once listening). */

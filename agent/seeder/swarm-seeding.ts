@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { LayerswarmError } from '../../shared/errors.ts';
 import type { Metainfo } from '../../shared/swarm/metainfo.ts';
 import { TcpTransport } from '../../shared/wire/tcp-transport.ts';
+import { limitTransport } from '../bandwidth.ts';
 import { trackerAnnounce } from '../swarm/engine/announce.ts';
 import { swarmEngineConfig, type SwarmEngineConfigInput } from '../swarm/engine/config.ts';
 import { SwarmEngine } from '../swarm/engine/engine.ts';
@@ -54,7 +55,7 @@ export async function createSwarmSeeding(context: SeedingContext, options: Swarm
     scheduler: { ...SEEDER_ENGINE_DEFAULTS.scheduler, ...overrides.scheduler },
   });
   const engine = new SwarmEngine({
-    transport: new TcpTransport(),
+    transport: limitTransport(new TcpTransport(), context.bandwidth),
     announce: trackerAnnounce(context.tracker, { address: advertise, seeder: true, ...(options.zone === undefined ? {} : { zone: options.zone }) }),
     dataDir,
     config,

@@ -1,13 +1,20 @@
-/** BlobSource that reads blobs from the upstream (origin) registry through the UpstreamClient. */
+/**
+ * BlobSource that reads blobs from the upstream (origin) registry through the UpstreamClient. With a download bucket
+ * (the node's downloadLimit, agent/bandwidth.ts) every body chunk is charged to it as it flows.
+ */
+import type { TokenBucket } from '../../shared/wire/rate-limit.ts';
+import { throttleBody } from '../bandwidth.ts';
 import type { BlobRequest, BlobSource, BlobStreamResult } from './blob-source.ts';
 import type { UpstreamClient } from '../upstream/types.ts';
 
 export class OriginBlobSource implements BlobSource {
   readonly name = 'origin';
   readonly #upstream: UpstreamClient;
+  readonly #download: TokenBucket | undefined;
 
-  constructor(upstream: UpstreamClient) {
+  constructor(upstream: UpstreamClient, options: { download?: TokenBucket | undefined } = {}) {
     this.#upstream = upstream;
+    this.#download = options.download;
   }
 
   async open(request: BlobRequest, offset: number, signal: AbortSignal): Promise<BlobStreamResult> {
@@ -16,6 +23,7 @@ export class OriginBlobSource implements BlobSource {
       offset,
       signal,
     });
-    return { body: result.body, ...(result.size !== undefined ? { size: result.size } : {}) };
+    const body = throttleBody(result.body, this.#download, signal);
+    return { body, ...(result.size !== undefined ? { size: result.size } : {}) };
   }
 }
