@@ -108,6 +108,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDependencies): 
     metrics.swarmPeersBanned.inc(0);
     swarmSource = new SwarmBlobSource({
       origin, upstream, store,
+      originRange: (request, start, end, signal) => origin.openRange(request, start, end, signal),
       tracker: swarm.tracker,
       engine: swarm.engine,
       isDefaultRegistry: (registry) => registry === resolver.defaultRegistry,

@@ -5,6 +5,13 @@
 import type { TokenBucket } from '../../shared/wire/rate-limit.ts';
 import { throttleBody } from '../bandwidth.ts';
 import type { BlobRequest, BlobSource, BlobStreamResult } from './blob-source.ts';
+
+/** A bounded range from the origin: `partial` when it answered 206 with exactly the bytes asked for, else the whole blob. */
+export interface OriginRangeResult extends BlobStreamResult {
+  readonly partial: boolean;
+}
+
+export type OriginRangeOpener = (request: BlobRequest, start: number, end: number, signal: AbortSignal) => Promise<OriginRangeResult>;
 import type { UpstreamClient } from '../upstream/types.ts';
 
 export class OriginBlobSource implements BlobSource {
@@ -25,5 +32,17 @@ export class OriginBlobSource implements BlobSource {
     });
     const body = throttleBody(result.body, this.#download, signal);
     return { body, ...(result.size !== undefined ? { size: result.size } : {}) };
+  }
+
+  /** Bytes start..end (inclusive) with a Range request; an origin that ignores Range gives the whole blob (partial false). */
+  async openRange(request: BlobRequest, start: number, end: number, signal: AbortSignal): Promise<OriginRangeResult> {
+    const result = await this.#upstream.blob(request.registry, request.name, request.digest.value, {
+      identity: request.identity,
+      offset: start,
+      end,
+      signal,
+    });
+    const body = throttleBody(result.body, this.#download, signal);
+    return { body, partial: result.range !== undefined, ...(result.size !== undefined ? { size: result.size } : {}) };
   }
 }

@@ -11,7 +11,10 @@
  *      noPeerTimeoutMs no connected peer held a piece we lack, no piece was in flight and none was verified (reason
  *      no_peers: the tracker is gone, the seeder is gone, nobody has the blob), or when peers are there but no new
  *      piece was verified for stallTimeoutMs (reason stalled; also when stallTimeoutMs ≤ noPeerTimeoutMs and no peer
- *      came); any other failure is reason swarm_error. All → origin.
+ *      came); any other failure is reason swarm_error. All → origin; with `originRange` the verified pieces are kept
+ *      and only the missing ones are fetched, with one Range request per run of missing pieces (origin-repair.ts;
+ *      each piece hashed before it is written, then the whole file); an origin that ignores Range (200), nothing
+ *      kept, or a failed repair → the whole blob from the origin, as without `originRange`.
  *   5. The complete file is handed to the BlobFetcher as the body, which hashes it again while writing it into the
  *      store and commits only on a match: nothing unverified is ever served.
  * A resume (offset > 0) always goes to the origin.
@@ -26,7 +29,7 @@
  * stopSeeding), the engine's torrent cap needs room (oldest seed stopped first), or the agent shuts down. A failed
  * fetch drops the download's file.
  */
-import { open as openFile } from 'node:fs/promises';
+import { open as openFile, rm } from 'node:fs/promises';
 import { parseDigest } from '../../shared/digest.ts';
 import { isAbortError, LayerswarmError, toLayerswarmError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logging.ts';
@@ -38,6 +41,8 @@ import type { DownloadResult, SeedSource } from '../swarm/engine/index.ts';
 import type { TorrentStats } from '../swarm/engine/stats.ts';
 import type { UpstreamClient, UpstreamRegistry } from '../upstream/types.ts';
 import type { BlobRequest, BlobSource, BlobStreamResult } from './blob-source.ts';
+import { repairFromOrigin } from './origin-repair.ts';
+import type { OriginRangeOpener } from './origin-source.ts';
 
 export type SwarmFallbackReason = 'tracker_unreachable' | 'no_metainfo' | 'no_peers' | 'stalled' | 'swarm_error';
 export const SWARM_FALLBACK_REASONS: readonly SwarmFallbackReason[] = ['tracker_unreachable', 'no_metainfo', 'no_peers', 'stalled', 'swarm_error'];
@@ -52,7 +57,9 @@ const intervalTimer: WatchdogTimer = (tick, periodMs) => {
 
 /** The parts of SwarmEngine the source uses. */
 export interface SwarmEngineLike {
-  download(meta: Metainfo, options: { signal: AbortSignal }): Promise<DownloadResult>;
+  download(meta: Metainfo, options: { signal: AbortSignal; keepPartial?: boolean }): Promise<DownloadResult>;
+  /** The download file of `digest` (kept after an abort with keepPartial). */
+  pathOf(digest: string): string;
   seed(meta: Metainfo, source: SeedSource, signal: AbortSignal): Promise<void>;
   stopSeeding(digest: string): Promise<boolean>;
   torrentStats(digest: string): TorrentStats | undefined;
@@ -65,6 +72,11 @@ export interface MetainfoProvider {
 
 export interface SwarmBlobSourceOptions {
   origin: BlobSource;
+  /**
+   * Bounded Range requests to the origin (OriginBlobSource.openRange). Set: an abandoned swarm download keeps its
+   * verified pieces and only the missing ones come from the origin. Unset: the whole blob comes from the origin.
+   */
+  originRange?: OriginRangeOpener;
   upstream: Pick<UpstreamClient, 'headBlob'>;
   tracker: MetainfoProvider;
   engine: SwarmEngineLike;
@@ -83,7 +95,7 @@ export interface SwarmBlobSourceOptions {
   /** Aborted when the agent shuts down. */
   lifetime: AbortSignal;
   onFallback?: (reason: SwarmFallbackReason) => void;
-  /** Bytes of swarm-eligible blobs committed, by where they came from. */
+  /** Bytes of swarm-eligible blobs committed, by where they came from (a repaired blob counts its part of each). */
   onBytes?: (source: 'peers' | 'origin', bytes: number) => void;
   now?: () => number;
   /** The watchdog's timer (tests drive it by hand together with `now`). */
@@ -93,7 +105,12 @@ export interface SwarmBlobSourceOptions {
 interface Pending {
   /** Present once the tracker gave metainfo: the blob can be seeded after commit. */
   meta?: Metainfo;
-  via: 'peers' | 'origin';
+  via: 'peers' | 'origin' | 'mixed';
+  /** With via 'mixed': bytes of pieces from peers and from the origin. */
+  peerBytes?: number;
+  originBytes?: number;
+  /** A repaired download file handed to the fetcher, deleted once it settled. */
+  repairedPath?: string;
 }
 
 export class SwarmBlobSource implements BlobSource {
@@ -142,7 +159,7 @@ export class SwarmBlobSource implements BlobSource {
     pending.meta = meta;
 
     const downloaded = await this.#download(meta, signal, log);
-    if (downloaded === undefined) return origin.open(request, 0, signal);
+    if (downloaded === undefined) return this.#fromOrigin(request, meta, pending, signal, log);
     let fh;
     try {
       fh = await openFile(downloaded.path, 'r');
@@ -161,12 +178,18 @@ export class SwarmBlobSource implements BlobSource {
     if (pending === undefined) return;
     this.#pending.delete(digest);
     const log = this.#log.child({ digest });
+    if (pending.repairedPath !== undefined) void removeDownloadFile(pending.repairedPath);
     if (info === undefined) {
       // The fetch failed after all (e.g. store full): do not keep the download's file outside the store's cap.
       if (pending.meta !== undefined) void this.#o.engine.stopSeeding(digest).catch((err: unknown) => log.warn({ err }, 'could not stop a failed download'));
       return;
     }
-    this.#o.onBytes?.(pending.via, info.size);
+    if (pending.via === 'mixed') {
+      this.#o.onBytes?.('peers', pending.peerBytes ?? 0);
+      this.#o.onBytes?.('origin', pending.originBytes ?? 0);
+    } else {
+      this.#o.onBytes?.(pending.via, info.size);
+    }
     if (pending.meta !== undefined) void this.#seed(pending.meta, log);
   }
 
@@ -193,6 +216,30 @@ export class SwarmBlobSource implements BlobSource {
   }
 
   // --- internals ---------------------------------------------------------------------------------------------
+
+  /** After a failed swarm download: the missing pieces from the origin when possible, else the whole blob. */
+  async #fromOrigin(request: BlobRequest, meta: Metainfo, pending: Pending, signal: AbortSignal, log: Logger): Promise<BlobStreamResult> {
+    const { origin, originRange, engine } = this.#o;
+    if (originRange === undefined) return origin.open(request, 0, signal);
+    const path = engine.pathOf(meta.digest);
+    try {
+      const outcome = await repairFromOrigin({ meta, path, request, openRange: originRange, signal, log });
+      if (outcome.kind === 'not_ranged') {
+        log.info('the origin ignored the Range request; using its whole-blob answer');
+        return outcome.result;
+      }
+      if (outcome.kind === 'repaired') {
+        Object.assign(pending, { via: 'mixed', peerBytes: outcome.peerBytes, originBytes: outcome.originBytes, repairedPath: path });
+        const fh = await openFile(path, 'r');
+        return { size: meta.size, body: fh.createReadStream({ autoClose: true }) };
+      }
+    } catch (err) {
+      if (signal.aborted) throw err;
+      log.warn({ err: toLayerswarmError(err) }, 'could not fetch the missing pieces from the origin; fetching the whole blob');
+      await removeDownloadFile(path);
+    }
+    return origin.open(request, 0, signal);
+  }
 
   async #metainfo(request: BlobRequest, size: number, signal: AbortSignal, log: Logger): Promise<Metainfo | undefined> {
     const deadline = AbortSignal.timeout(this.#o.metainfoTimeoutMs);
@@ -245,12 +292,13 @@ export class SwarmBlobSource implements BlobSource {
       }
     }, Math.max(10, Math.min(1000, Math.floor(Math.min(stallTimeoutMs, noPeerTimeoutMs) / 4))));
     try {
-      return await engine.download(meta, { signal: AbortSignal.any([signal, stall.signal]) });
+      return await engine.download(meta, { signal: AbortSignal.any([signal, stall.signal]), keepPartial: this.#o.originRange !== undefined });
     } catch (err) {
       if (signal.aborted) throw err;
       const reason: SwarmFallbackReason = stall.signal.aborted && isAbortError(err) ? stallReason : 'swarm_error';
       this.#fallback(reason, log, stall.signal.aborted ? stall.signal.reason : err, { have: Math.max(have, 0), pieces: meta.pieceHashes.length });
-      // The engine stops a download nobody waits for; make sure no half file stays behind.
+      // The engine stops a download nobody waits for (keeping its file for #fromOrigin with originRange); make sure
+      // no torrent stays behind.
       await engine.stopSeeding(meta.digest).catch(() => undefined);
       return undefined;
     } finally {
@@ -287,4 +335,9 @@ export class SwarmBlobSource implements BlobSource {
     this.#o.onFallback?.(reason);
     log.warn({ reason, err: toLayerswarmError(err), ...extra }, 'swarm download not possible; fetching from the origin');
   }
+}
+
+/** Delete a download file and its piece sidecar (best effort). */
+async function removeDownloadFile(path: string): Promise<void> {
+  await Promise.all([rm(path, { force: true }), rm(`${path}.pieces`, { force: true }), rm(`${path}.pieces.tmp`, { force: true })]).catch(() => undefined);
 }

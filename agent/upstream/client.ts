@@ -148,17 +148,26 @@ class HttpUpstreamClient implements UpstreamClient {
     }
   }
 
-  async blob(registry: UpstreamRegistry, name: string, digest: string, options: RequestOptions & { offset: number }): Promise<BlobResult> {
-    const { offset } = options;
+  async blob(registry: UpstreamRegistry, name: string, digest: string, options: RequestOptions & { offset: number; end?: number }): Promise<BlobResult> {
+    const { offset, end } = options;
     if (!Number.isSafeInteger(offset) || offset < 0) throw new LayerswarmError('INTERNAL', `invalid blob offset ${offset}`);
+    if (end !== undefined && (!Number.isSafeInteger(end) || end < offset)) throw new LayerswarmError('INTERNAL', `invalid blob range ${offset}-${end}`);
     const url = this.#blobUrl(registry, name, digest);
     const what = `blob GET ${safeUrl(url)}`;
     const headers: Record<string, string> = { 'accept-encoding': 'identity' };
-    if (offset > 0) headers.range = `bytes=${offset}-`;
+    if (end !== undefined) headers.range = `bytes=${offset}-${end}`;
+    else if (offset > 0) headers.range = `bytes=${offset}-`;
     const res = await this.#exchange({ registry, name, url, kind: 'blob', method: 'GET', headers, identity: options.identity, signal: options.signal });
     let size: number | undefined;
+    let range: { start: number; end: number } | undefined;
     try {
-      if (offset > 0 && res.status === 206) {
+      if (end !== undefined && res.status === 206) {
+        size = checkContentRange(res, offset, what, end);
+        range = { start: offset, end };
+      } else if (end !== undefined && res.status === 200) {
+        // The origin ignored the Range: this is the whole blob (the caller decides what to do with it).
+        size = contentLength(res);
+      } else if (offset > 0 && res.status === 206) {
         size = checkContentRange(res, offset, what);
       } else if (offset === 0 && res.status === 200) {
         size = contentLength(res);
@@ -174,7 +183,7 @@ class HttpUpstreamClient implements UpstreamClient {
       cancel(res);
       throw err;
     }
-    return { body: res.stream(), ...(size !== undefined ? { size } : {}) };
+    return { body: res.stream(), ...(size !== undefined ? { size } : {}), ...(range ? { range } : {}) };
   }
 
   async headBlob(registry: UpstreamRegistry, name: string, digest: string, options: RequestOptions): Promise<{ size?: number }> {
@@ -383,15 +392,19 @@ function rejectContentEncoding(res: HttpResponse, what: string): void {
   }
 }
 
-/** A 206's Content-Range must start at `offset` and run to the end of the blob; returns the total size if known. */
-function checkContentRange(res: HttpResponse, offset: number, what: string): number | undefined {
+/**
+ * A 206's Content-Range must start at `offset` and run to `end` (given) or to the end of the blob; returns the total
+ * size if known.
+ */
+function checkContentRange(res: HttpResponse, offset: number, what: string, wantEnd?: number): number | undefined {
   const v = headerValue(res.headers, 'content-range') ?? '';
   const m = /^bytes\s+(\d+)-(\d+)\/(\d+|\*)$/.exec(v.trim());
   const start = m ? Number(m[1]) : NaN;
   const end = m ? Number(m[2]) : NaN;
   const total = m && m[3] !== '*' ? Number(m[3]) : undefined;
-  if (!m || start !== offset || end < start || (total !== undefined && end !== total - 1)) {
-    throw new LayerswarmError('UPSTREAM_ERROR', `${what}: asked for bytes ${offset}-, origin sent Content-Range ${JSON.stringify(v.slice(0, 80))}`, {
+  const badEnd = wantEnd !== undefined ? end !== wantEnd : total !== undefined && end !== total - 1;
+  if (!m || start !== offset || end < start || badEnd) {
+    throw new LayerswarmError('UPSTREAM_ERROR', `${what}: asked for bytes ${offset}-${wantEnd ?? ''}, origin sent Content-Range ${JSON.stringify(v.slice(0, 80))}`, {
       detail: { upstreamStatus: res.status, offset, contentRange: v.slice(0, 80) },
     });
   }

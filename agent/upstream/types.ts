@@ -53,6 +53,8 @@ export interface BlobResult {
   readonly size?: number;
   /** Bytes from the requested offset. Destroy it to cancel. */
   readonly body: Readable;
+  /** Set when a bounded range (options.end) was answered with 206: the body holds exactly bytes start..end. */
+  readonly range?: { readonly start: number; readonly end: number };
 }
 
 /**
@@ -69,8 +71,11 @@ export interface UpstreamClient {
     reference: string,
     options: RequestOptions & { method: 'GET' | 'HEAD'; accept: string | undefined; maxBytes: number },
   ): Promise<ManifestResult>;
-  /** GET a blob, from `offset` (a Range request when > 0). */
-  blob(registry: UpstreamRegistry, name: string, digest: string, options: RequestOptions & { offset: number }): Promise<BlobResult>;
+  /**
+   * GET a blob, from `offset` (a Range request when > 0). With `end` (inclusive), a bounded `Range: bytes=offset-end`:
+   * a 206 resolves with `range` set; a 200 (the origin ignored the Range) resolves with the whole blob and no `range`.
+   */
+  blob(registry: UpstreamRegistry, name: string, digest: string, options: RequestOptions & { offset: number; end?: number }): Promise<BlobResult>;
   /** HEAD a blob: resolves with its size when the identity may read it; rejects otherwise. */
   headBlob(registry: UpstreamRegistry, name: string, digest: string, options: RequestOptions): Promise<{ size?: number }>;
   /**

@@ -78,6 +78,9 @@ class FakeEngine implements SwarmEngineLike {
     this.stopped.push(digest);
     return this.torrents.delete(digest);
   }
+  pathOf(digest: string): string {
+    return `/nonexistent/${digest}`;
+  }
   torrentStats(digest: string): TorrentStats | undefined {
     return this.torrents.get(digest);
   }

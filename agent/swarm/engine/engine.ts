@@ -124,9 +124,10 @@ export class SwarmEngine {
   /**
    * Download a blob through the swarm into `<dataDir>/<hex>`; resolves when every piece is verified and the file's
    * sha256 equals the digest. Concurrent calls for one digest share the download. Aborting `signal` stops waiting;
-   * when no one else waits, the download is stopped and its files deleted.
+   * when no one else waits, the download is stopped and its files deleted (kept with `keepPartial`: the caller may
+   * complete them, e.g. from the origin, reopening `pathOf(digest)` with PieceFile.open).
    */
-  async download(meta: Metainfo, options: { signal: AbortSignal }): Promise<DownloadResult> {
+  async download(meta: Metainfo, options: { signal: AbortSignal; keepPartial?: boolean }): Promise<DownloadResult> {
     const { signal } = options;
     const torrent = await this.#torrent(meta, async () => ({ file: await PieceFile.open(this.pathOf(meta.digest), meta, signal) }));
     if (torrent.role !== 'download') throw new LayerswarmError('INTERNAL', `${meta.digest} is already seeded from a complete source`);
@@ -137,7 +138,7 @@ export class SwarmEngine {
     } catch (err) {
       const left = (this.#waiters.get(torrent) ?? 1) - 1;
       this.#waiters.set(torrent, left);
-      if (left === 0 && isAbortError(err) && !torrent.stats().complete) await torrent.close(new LayerswarmError('ABORTED', `download ${meta.digest}: aborted`), { removeFile: true });
+      if (left === 0 && isAbortError(err) && !torrent.stats().complete) await torrent.close(new LayerswarmError('ABORTED', `download ${meta.digest}: aborted`), { removeFile: options.keepPartial !== true });
       throw err;
     }
     this.#waiters.set(torrent, (this.#waiters.get(torrent) ?? 1) - 1);
