@@ -18,6 +18,7 @@ import { OriginBlobSource } from './source/origin-source.ts';
 import type { BlobSource } from './source/blob-source.ts';
 import { SWARM_FALLBACK_REASONS, SwarmBlobSource } from './source/swarm-source.ts';
 import { SwarmEngine, swarmEngineConfig, trackerAnnounce, type SwarmEngineEvents } from './swarm/engine/index.ts';
+import { SeedMetaStore } from './swarm/seed-meta-store.ts';
 import { BlobFetcher } from './blobs/blob-fetcher.ts';
 import { AccessChecker } from './access/access-checker.ts';
 import { Prefetcher } from './blobs/prefetcher.ts';
@@ -108,6 +109,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDependencies): 
     metrics.swarmPeersBanned.inc(0);
     swarmSource = new SwarmBlobSource({
       origin, upstream, store,
+      metaStore: new SeedMetaStore({ dir: join(config.dataDir, 'swarm', 'meta'), logger: componentLogger(deps.logger, 'swarm-meta'), now }),
       originRange: (request, start, end, signal) => origin.openRange(request, start, end, signal),
       tracker: swarm.tracker,
       engine: swarm.engine,
@@ -177,6 +179,10 @@ export async function startAgent(config: AgentConfig, deps: AgentDependencies): 
   const port = typeof address === 'object' && address ? address.port : config.listen.port;
   const host = config.listen.host === '0.0.0.0' ? '127.0.0.1' : config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
   ready = true;
+  // Seed what the store already holds (metainfo persisted before a restart), in the background.
+  const resumed = swarmSource?.resumeSeeding(lifetime.signal).catch((err: unknown) => {
+    if (!lifetime.signal.aborted) logger.warn({ err }, 'could not resume seeding stored blobs');
+  });
   logger.info({
     listen: `${config.listen.host}:${port}`, origin: config.origin, dataDir: config.dataDir, storeMaxBytes: config.storeMaxBytes,
     ...(swarm ? { tracker: config.tracker, peerListen: swarm.engine.address, peerAdvertise: swarm.advertise, zone: config.zone } : {}),
@@ -197,6 +203,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDependencies): 
         await app.close();
         clearTimeout(forced);
         lifetime.abort(new Error('agent shutting down'));
+        await resumed;
         // Partial downloads are kept: the same digest resumes from its verified pieces after a restart.
         await swarm?.engine.close().catch((err: unknown) => logger.warn({ err }, 'swarm engine close failed'));
         await swarm?.tracker.close();

@@ -27,7 +27,9 @@
  * settled(request, info) (the fetcher's post-commit hook): a committed blob with metainfo is seeded from the store
  * (the engine deletes its download file and re-announces periodically) until it leaves the store (storeChanged →
  * stopSeeding), the engine's torrent cap needs room (oldest seed stopped first), or the agent shuts down. A failed
- * fetch drops the download's file.
+ * fetch drops the download's file. With `metaStore`, the metainfo of every committed blob is persisted (and deleted
+ * when the blob leaves the store), and resumeSeeding() at start seeds the stored blobs that have metainfo, newest
+ * first, up to the engine's torrent cap minus one (a slot stays free for downloads).
  */
 import { open as openFile, rm } from 'node:fs/promises';
 import { parseDigest } from '../../shared/digest.ts';
@@ -43,6 +45,7 @@ import type { UpstreamClient, UpstreamRegistry } from '../upstream/types.ts';
 import type { BlobRequest, BlobSource, BlobStreamResult } from './blob-source.ts';
 import { repairFromOrigin } from './origin-repair.ts';
 import type { OriginRangeOpener } from './origin-source.ts';
+import type { SeedMetaStore } from '../swarm/seed-meta-store.ts';
 
 export type SwarmFallbackReason = 'tracker_unreachable' | 'no_metainfo' | 'no_peers' | 'stalled' | 'swarm_error';
 export const SWARM_FALLBACK_REASONS: readonly SwarmFallbackReason[] = ['tracker_unreachable', 'no_metainfo', 'no_peers', 'stalled', 'swarm_error'];
@@ -82,6 +85,8 @@ export interface SwarmBlobSourceOptions {
   engine: SwarmEngineLike;
   /** The verified store committed blobs are seeded from. */
   store: BlobStore;
+  /** Where the metainfo of committed blobs is kept across restarts (unset: not kept). */
+  metaStore?: Pick<SeedMetaStore, 'put' | 'delete' | 'list'>;
   /** True for the agent's default origin registry (the tracker is then asked without a registry name). */
   isDefaultRegistry: (registry: UpstreamRegistry) => boolean;
   originDirectMaxBytes: number;
@@ -122,6 +127,8 @@ export class SwarmBlobSource implements BlobSource {
   readonly #pending = new Map<string, Pending>();
   /** Digests seeded from the store, oldest first. */
   readonly #seeding = new Map<string, Metainfo>();
+  /** Digests whose metainfo is in the metaStore. */
+  readonly #persisted = new Set<string>();
   #sweep: Promise<void> | undefined;
   #sweepAgain = false;
 
@@ -190,7 +197,36 @@ export class SwarmBlobSource implements BlobSource {
     } else {
       this.#o.onBytes?.(pending.via, info.size);
     }
-    if (pending.meta !== undefined) void this.#seed(pending.meta, log);
+    if (pending.meta !== undefined) void this.#persist(pending.meta, log).then(() => this.#seed(pending.meta as Metainfo, log));
+  }
+
+  /**
+   * At start: seed the stored blobs whose metainfo was persisted, newest first, up to the torrent cap minus one.
+   * Metainfo of blobs no longer in the store (or of another size) is deleted. Returns how many are seeded.
+   */
+  async resumeSeeding(signal: AbortSignal): Promise<number> {
+    const metaStore = this.#o.metaStore;
+    if (metaStore === undefined) return 0;
+    const records = await metaStore.list(signal);
+    const chosen: Metainfo[] = [];
+    for (const { metainfo } of records) {
+      const info = await this.#o.store.stat(parseDigest(metainfo.digest));
+      if (info === undefined || info.size !== metainfo.size) {
+        this.#log.info({ digest: metainfo.digest }, 'dropping the metainfo of a blob no longer in the store');
+        await metaStore.delete(metainfo.digest).catch((err: unknown) => this.#log.warn({ err, digest: metainfo.digest }, 'could not delete metainfo'));
+        continue;
+      }
+      this.#persisted.add(metainfo.digest);
+      if (chosen.length < this.#o.maxTorrents - 1) chosen.push(metainfo);
+    }
+    // Oldest first into #seeding (the oldest seed is the first stopped for room).
+    let seeded = 0;
+    for (const meta of chosen.reverse()) {
+      if (signal.aborted) break;
+      if (await this.#seed(meta, this.#log.child({ digest: meta.digest }))) seeded++;
+    }
+    this.#log.info({ seeded, known: records.length }, 'seeding stored blobs after start');
+    return seeded;
   }
 
   /** The store changed (commit, eviction, delete): stop seeding blobs that left it. */
@@ -202,10 +238,13 @@ export class SwarmBlobSource implements BlobSource {
     this.#sweep = (async () => {
       do {
         this.#sweepAgain = false;
-        for (const digest of [...this.#seeding.keys()]) {
+        for (const digest of new Set([...this.#seeding.keys(), ...this.#persisted])) {
           if (this.#o.lifetime.aborted) return;
           if ((await this.#o.store.stat(parseDigest(digest))) !== undefined) continue;
-          this.#seeding.delete(digest);
+          if (this.#persisted.delete(digest)) {
+            await this.#o.metaStore?.delete(digest).catch((err: unknown) => this.#log.warn({ err, digest }, 'could not delete metainfo'));
+          }
+          if (!this.#seeding.delete(digest)) continue;
           this.#log.info({ digest }, 'blob left the store; stopped seeding it');
           await this.#o.engine.stopSeeding(digest).catch((err: unknown) => this.#log.warn({ err, digest }, 'could not stop seeding'));
         }
@@ -306,7 +345,18 @@ export class SwarmBlobSource implements BlobSource {
     }
   }
 
-  async #seed(meta: Metainfo, log: Logger): Promise<void> {
+  async #persist(meta: Metainfo, log: Logger): Promise<void> {
+    const metaStore = this.#o.metaStore;
+    if (metaStore === undefined) return;
+    try {
+      await metaStore.put(meta);
+      this.#persisted.add(meta.digest);
+    } catch (err) {
+      log.warn({ err }, 'could not persist metainfo; the blob will not be seeded after a restart');
+    }
+  }
+
+  async #seed(meta: Metainfo, log: Logger): Promise<boolean> {
     try {
       await this.#makeRoom();
       await this.#o.engine.seed(meta, { store: this.#o.store }, this.#o.lifetime);
@@ -315,8 +365,10 @@ export class SwarmBlobSource implements BlobSource {
       log.debug('seeding from the store');
       // It may have been evicted while the seed was starting.
       this.storeChanged();
+      return true;
     } catch (err) {
       if (!this.#o.lifetime.aborted) log.warn({ err }, 'could not seed a stored blob');
+      return false;
     }
   }
 

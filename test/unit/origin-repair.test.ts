@@ -115,7 +115,7 @@ describe('repairFromOrigin', () => {
           meta, path, request, signal: AbortSignal.timeout(5000), log: silentLogger(),
           openRange: async (_r, start, end) => {
             const bytes = Buffer.from(data.subarray(start, end + 1));
-            if (bad === 'corrupt') bytes[PIECE + 5] ^= 1;
+            if (bad === 'corrupt') bytes.writeUInt8(bytes.readUInt8(PIECE + 5) ^ 1, PIECE + 5);
             const body = bad === 'short' ? bytes.subarray(0, bytes.length - 1) : bad === 'long' ? Buffer.concat([bytes, Buffer.from('x')]) : bytes;
             return { partial: true, body: chunked(body) };
           },

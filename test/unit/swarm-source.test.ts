@@ -3,12 +3,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { access, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlobFetcher } from '../../agent/blobs/blob-fetcher.ts';
 import type { BlobRequest, BlobSource, BlobStreamResult } from '../../agent/source/blob-source.ts';
 import { SwarmBlobSource, type MetainfoProvider, type SwarmEngineLike, type SwarmFallbackReason } from '../../agent/source/swarm-source.ts';
 import { MemoryBlobStore } from '../../agent/store/memory-store.ts';
+import { SeedMetaStore } from '../../agent/swarm/seed-meta-store.ts';
 import type { DownloadResult, SeedSource } from '../../agent/swarm/engine/index.ts';
 import type { TorrentStats } from '../../agent/swarm/engine/stats.ts';
 import { sha256Digest } from '../../shared/digest.ts';
@@ -16,6 +17,7 @@ import { isLayerswarmError, LayerswarmError } from '../../shared/errors.ts';
 import { silentLogger } from '../../shared/logging.ts';
 import { computeMetainfo, type Metainfo } from '../../shared/swarm/metainfo.ts';
 import { TrackerError } from '../../tracker/errors.ts';
+import { waitFor } from '../fixtures/process.ts';
 import { makeTempDir, removeTempDir } from '../fixtures/tmp.ts';
 
 const registry = { host: 'o.example', baseUrl: 'http://o.example', dockerHub: false };
@@ -112,7 +114,7 @@ describe('SwarmBlobSource', () => {
     if (dir) await removeTempDir(dir);
   });
 
-  function setup(options: { tracker?: MetainfoProvider['getMetainfo']; head?: () => Promise<{ size?: number }>; stallTimeoutMs?: number; noPeerTimeoutMs?: number; maxTorrents?: number; watchdog?: ManualWatchdog } = {}) {
+  function setup(options: { tracker?: MetainfoProvider['getMetainfo']; head?: () => Promise<{ size?: number }>; stallTimeoutMs?: number; noPeerTimeoutMs?: number; maxTorrents?: number; watchdog?: ManualWatchdog; metaStore?: SeedMetaStore } = {}) {
     const origin = new FakeOrigin();
     const engine = new FakeEngine();
     const store = new MemoryBlobStore({ capBytes: 1 << 26 });
@@ -122,6 +124,7 @@ describe('SwarmBlobSource', () => {
     let trackerCalls = 0;
     const source = new SwarmBlobSource({
       origin, engine, store,
+      ...(options.metaStore ? { metaStore: options.metaStore } : {}),
       upstream: { headBlob: options.head ?? (async () => ({ size: data.length })) },
       tracker: {
         getMetainfo: async (lookup, signal) => {
@@ -170,6 +173,33 @@ describe('SwarmBlobSource', () => {
     await new Promise((r) => setTimeout(r, 20));
     assert.deepEqual(s.engine.stopped, [digest.value]);
     assert.deepEqual(s.source.seeding, []);
+  });
+
+  test('metainfo of a committed blob is persisted, deleted when the blob leaves the store; resumeSeeding seeds stored blobs', async () => {
+    const metaDir = join(dir, 'meta-persist');
+    const metaStore = new SeedMetaStore({ dir: metaDir, logger: silentLogger() });
+    const s = setup({ metaStore });
+    await s.store.init();
+    s.engine.download = downloadFrom(blobFile);
+    await s.fetcher.ensure(request, AbortSignal.timeout(5000));
+    const file = join(metaDir, `${digest.hex}.json`);
+    await waitFor(() => access(file).then(() => true, () => false), { timeoutMs: 5000, what: 'metainfo persisted' });
+    assert.deepEqual((await metaStore.list(AbortSignal.timeout(5000))).map((r) => r.metainfo), [meta]);
+
+    // A second source on the same store and metainfo (a restart): seeds the stored blob.
+    const again = setup({ metaStore });
+    await again.store.init();
+    const writer = await again.store.createWriter(digest);
+    await writer.append((async function* () {
+      yield data;
+    })());
+    await writer.commit();
+    assert.equal(await again.source.resumeSeeding(AbortSignal.timeout(5000)), 1);
+    assert.deepEqual(again.source.seeding, [digest.value]);
+
+    await s.store.delete(digest);
+    s.source.storeChanged();
+    await waitFor(() => access(file).then(() => false, () => true), { timeoutMs: 5000, what: 'metainfo deleted' });
   });
 
   test('resumes (offset > 0), small blobs and a failing HEAD go straight to the origin without a fallback', async () => {
