@@ -79,6 +79,11 @@ export interface RolloutResults extends RunSummary {
   readonly parameters: Record<string, unknown>;
   /** Resource use: CPU seconds, peak RSS (bytes) per host process and in all; wall seconds. */
   readonly resources: Record<string, unknown>;
+  /**
+   * Optional figures that explain the result without entering the summary arithmetic (the simulator: seeder busy
+   * time, first-byte and download-phase percentiles, connection closes by reason, tracker refusals, ...).
+   */
+  readonly diagnostics?: Record<string, unknown>;
   readonly machine: Record<string, unknown>;
   readonly command: string;
   readonly startedAt: string;

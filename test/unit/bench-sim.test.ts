@@ -1,0 +1,128 @@
+/** The rollout simulator (bench/sim): completion, consistency, determinism, corrupt peers, analytic cases. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { checkConsistency } from '../../bench/lib/rollout-results.ts';
+import { EventQueue, IndexedHeap } from '../../bench/sim/event-queue.ts';
+import { Network, netNode } from '../../bench/sim/network.ts';
+import { DEFAULT_SIM_OPTIONS, parseSimArgs, scaleLayers, type SimOptions } from '../../bench/sim/options.ts';
+import { buildResults } from '../../bench/sim/results.ts';
+import { simulate } from '../../bench/sim/simulation.ts';
+
+const MiB = 2 ** 20;
+const ctx = { command: 'test', startedAt: new Date(0), machine: {} };
+const opts = (o: Partial<SimOptions>): SimOptions => ({ ...DEFAULT_SIM_OPTIONS, layers: [16 * MiB], quiet: true, ...o });
+
+describe('bench/sim event queue and network', () => {
+  it('runs events in time order, FIFO among equal times', () => {
+    const q = new EventQueue();
+    const seen: string[] = [];
+    q.at(2, () => seen.push('c'));
+    q.at(1, () => seen.push('a'));
+    q.at(1, () => seen.push('b'));
+    q.at(0.5, () => seen.push('0'));
+    while (q.size > 0) q.pop().run();
+    assert.deepEqual(seen, ['0', 'a', 'b', 'c']);
+  });
+
+  it('keeps an indexed heap ordered through updates and removals', () => {
+    const h = new IndexedHeap<{ key: number; id: number; heapIndex: number }>();
+    const items = Array.from({ length: 50 }, (_, id) => ({ key: (id * 37) % 50, id, heapIndex: -1 }));
+    for (const it of items) h.upsert(it);
+    for (const it of items.slice(0, 10)) {
+      it.key = 100 - it.id;
+      h.upsert(it);
+    }
+    for (const it of items.slice(10, 20)) h.remove(it);
+    const out: number[] = [];
+    for (let top = h.peek(); top !== undefined; top = h.peek()) {
+      out.push(top.key);
+      h.remove(top);
+    }
+    assert.equal(out.length, 40);
+    assert.deepEqual(out, [...out].sort((a, b) => a - b));
+  });
+
+  it('shares links fairly: two flows from one uplink, one flow held back downstream', () => {
+    const net = new Network();
+    const src = netNode(100e6, 100e6);
+    const fast = netNode(100e6, 100e6);
+    const slow = netNode(10e6, 10e6);
+    const done: Record<string, number> = {};
+    net.start(0, src, fast, 100e6, () => (done['fast'] = net.peekTime()));
+    net.start(0, src, slow, 10e6, () => (done['slow'] = 1));
+    // slow gets 10 MB/s (its downlink), fast the remaining 90 MB/s of the uplink (water-filling, not 50/50)
+    const times: number[] = [];
+    while (net.activeFlows > 0) {
+      times.push(net.peekTime());
+      net.completeNext();
+    }
+    assert.ok(Math.abs((times[0] as number) - 1000) < 1, `slow flow done at ${times[0]} ms`);
+    // fast: 90 MB in the first second, then 10 MB at 100 MB/s → 1.1 s
+    assert.ok(Math.abs((times[1] as number) - 1100) < 1, `fast flow done at ${times[1]} ms`);
+  });
+});
+
+describe('bench/sim rollout', () => {
+  it('N = 50: every node completes, results are consistent, bytes add up, deterministic', () => {
+    const o = opts({ nodes: 50, layers: [12 * MiB, 6 * MiB], seed: 7 });
+    const a = buildResults(simulate(o), ctx);
+    assert.equal(a.completed, 50);
+    assert.deepEqual(checkConsistency(a), []);
+    const down = a.nodeBytesDown.reduce((x, y) => x + y, 0);
+    const up = a.nodeBytesUp.reduce((x, y) => x + y, 0);
+    assert.ok(Math.abs(down - (up + a.originEgressBytes)) < 1, `down ${down} = up ${up} + seeder ${a.originEgressBytes}`);
+    assert.ok(a.originEgressRatio >= 1, 'the seeder sent every piece at least once');
+    for (const d of a.nodeBytesDown) assert.ok(d >= a.imageBytes);
+    const b = buildResults(simulate(o), ctx);
+    assert.deepEqual(b.nodeSeconds, a.nodeSeconds);
+    assert.deepEqual(b.nodeBytesUp, a.nodeBytesUp);
+    assert.equal(b.originEgressBytes, a.originEgressBytes);
+    const c = buildResults(simulate({ ...o, seed: 8 }), ctx);
+    assert.notDeepEqual(c.nodeSeconds, a.nodeSeconds, 'another seed gives another run');
+  });
+
+  it('corrupt nodes are detected and blacklisted, and every node still completes', () => {
+    const run = simulate(opts({ nodes: 30, corruptFraction: 0.2, seed: 3 }));
+    const r = buildResults(run, ctx);
+    assert.equal(r.completed, 30);
+    assert.deepEqual(checkConsistency(r), []);
+    assert.ok(run.counters.badPieces > 0, 'corrupt pieces were sent');
+    assert.ok((run.counters.closes['bad_piece'] ?? 0) > 0, 'their senders were closed as bad_piece (blacklisted)');
+    assert.equal(run.counters.closes['bad_piece'], run.counters.badPieces, 'one bad piece per blacklisting: no second piece from a blacklisted peer');
+  });
+
+  it('1 seeder → 1 node: S / min(B_s, B) plus a little latency', () => {
+    const S = 32 * MiB;
+    for (const [bs, b] of [[100e6, 50e6], [50e6, 100e6]] as const) {
+      const r = buildResults(simulate(opts({ nodes: 1, layers: [S], seederRate: bs, nodeRate: b, latencyMs: 1, connectMs: 2 })), ctx);
+      const ideal = S / Math.min(bs, b);
+      assert.ok(r.maxSeconds >= ideal, `${r.maxSeconds} ≥ ${ideal}`);
+      assert.ok(r.maxSeconds <= ideal * 1.03 + 0.02, `${r.maxSeconds} ≈ ${ideal}`);
+      assert.equal(r.originEgressRatio, 1);
+    }
+  });
+
+  it('a few nodes and a very fast seeder with enough upload slots: about S / B', () => {
+    // With the default maxUploadSlots (4) a seeder serves at most 4 receivers at once, each at ≤ B, however fast its
+    // link: 1.65–1.8 × S/B here. With slots for every request the fluid figure S/B is approached.
+    const S = 32 * MiB;
+    const B = 50e6;
+    const r = buildResults(simulate(opts({ nodes: 6, layers: [S], seederRate: 100 * B, nodeRate: B, scheduler: { maxUploadSlots: 32 } })), ctx);
+    assert.equal(r.completed, 6);
+    assert.ok(r.p50Seconds >= S / B && r.maxSeconds <= 1.3 * (S / B), `p50 ${r.p50Seconds}, max ${r.maxSeconds} vs S/B ${S / B}`);
+  });
+});
+
+describe('bench/sim options', () => {
+  it('parses sizes, rates and scheduler overrides', () => {
+    const p = parseSimArgs(['--nodes', '20', '--layers', '64MiB,32MiB', '--node-rate', '100MiB', '--seeder-rate', '1e9', '--pipeline-depth', '5', '--seed-fresh-first', 'false']);
+    assert.ok(!p.help);
+    assert.equal(p.options.nodes, 20);
+    assert.deepEqual(p.options.layers, [64 * MiB, 32 * MiB]);
+    assert.equal(p.options.nodeRate, 100 * MiB);
+    assert.equal(p.options.seederRate, 1e9);
+    assert.deepEqual(p.options.scheduler, { pipelineDepth: 5, seedFreshFirst: false });
+    assert.throws(() => parseSimArgs(['--nodes', '0']), /--nodes/);
+    assert.deepEqual(scaleLayers([2, 1, 1], 1000), [500, 250, 250]);
+  });
+});
