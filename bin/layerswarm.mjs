@@ -24,6 +24,7 @@ const COMMANDS = {
   demo: ['../bench/demo.ts', 'start an origin registry, an agent, and pull a generated image through it'],
   tracker: ['../tracker/cmd/tracker.ts', 'run the swarm tracker'],
   seeder: ['../agent/cmd/seeder.ts', 'run the seeder beside the origin registry'],
+  bench: ['../bench/cmd/bench.ts', 'benchmarks: bench rollout (emulated N-node rollout), bench simulate (simulator)'],
 };
 
 const [command, ...rest] = process.argv.slice(2);
