@@ -15,6 +15,7 @@ export interface TrackerMetrics {
   httpRequests: Counter<'route' | 'method' | 'status'>;
   announces: Counter<'result'>;
   peersHandedOut: Counter;
+  announcesUnrecorded: Counter;
   metainfoRequests: Counter<'result'>;
   seederRegistrations: Counter<'result'>;
   prunedPeers: Counter;
@@ -34,6 +35,11 @@ export function createTrackerMetrics(gauges: TrackerGauges): TrackerMetrics {
     registry,
     httpRequests: new Counter({ name: 'layerswarm_tracker_http_requests_total', help: 'Tracker API requests by route, method and status.', labelNames: ['route', 'method', 'status'], registers }),
     announces: new Counter({ name: 'layerswarm_tracker_announces_total', help: 'Announces by result (ok or error code).', labelNames: ['result'], registers }),
+    announcesUnrecorded: new Counter({
+      name: 'layerswarm_tracker_announces_unrecorded_total',
+      help: 'Announces answered without recording the caller: its swarm was at maxPeersPerSwarm or the tracker at maxPeers.',
+      registers,
+    }),
     peersHandedOut: new Counter({ name: 'layerswarm_tracker_peers_handed_out_total', help: 'Peers returned in announce answers.', registers }),
     metainfoRequests: new Counter({
       name: 'layerswarm_tracker_metainfo_requests_total',

@@ -1,8 +1,11 @@
 /**
  * Swarm state in memory: swarms by digest → peers by id with the time they last announced. No timers and no I/O:
  * time comes from the injected clock, expired peers are dropped when their swarm is touched and by prune(), which
- * the server calls on its own timer. Bounded: maxSwarms, maxPeersPerSwarm and maxPeers, with SWARM_FULL /
- * TRACKER_FULL once expired entries have been dropped and the limit still holds.
+ * the server calls on its own timer. Bounded: maxSwarms, maxPeersPerSwarm and maxPeers. A new peer announcing into a
+ * swarm that is full (maxPeersPerSwarm) or while the tracker holds maxPeers entries is still answered with the
+ * swarm's live peers but not recorded (`recorded: false`): it downloads from the others and is handed out once room
+ * frees up, instead of being refused and left without any peer (a 10,000-node rollout must not stall at the cap).
+ * Only a new swarm beyond maxSwarms is refused (TRACKER_FULL): there are no peers to answer with.
  *
  * Both maps are kept in last-announce order (delete + set on every announce), so expired entries are always at the
  * front and pruning costs only what it removes.
@@ -40,6 +43,13 @@ export interface SwarmSummary {
   readonly leechers: number;
 }
 
+export interface AnnounceOutcome {
+  /** The swarm's live peers (the caller included when recorded). */
+  readonly peers: StoredPeer[];
+  /** False when a cap kept the caller out of the swarm (it was answered all the same). */
+  readonly recorded: boolean;
+}
+
 export class PeerStore {
   readonly #swarms = new Map<string, Swarm>();
   readonly #options: PeerStoreOptions;
@@ -59,10 +69,10 @@ export class PeerStore {
   }
 
   /**
-   * Record an announce and return the swarm's live peers (the caller included). Throws SWARM_FULL when the swarm
-   * has no room for a new peer, TRACKER_FULL when the tracker has no room for a new swarm or peer.
+   * Record an announce and return the swarm's live peers. Throws TRACKER_FULL when a new swarm would exceed
+   * maxSwarms; a new peer beyond maxPeersPerSwarm or maxPeers is answered without being recorded.
    */
-  announce(digest: string, peer: Peer): StoredPeer[] {
+  announce(digest: string, peer: Peer): AnnounceOutcome {
     const now = this.#options.now();
     let swarm = this.#swarms.get(digest);
     if (swarm) this.#pruneSwarm(swarm, now);
@@ -72,14 +82,13 @@ export class PeerStore {
       if (full()) this.#pruneSwarms(now);
       // A full scan costs O(swarms): at most once per second while the tracker is full.
       if (full() && now - this.#lastFullPrune >= 1000) this.prune();
-      if (this.#peerCount >= this.#options.maxPeers) {
-        throw new TrackerError('TRACKER_FULL', `tracker holds ${this.#peerCount} peers (maxPeers)`, { headers: { 'retry-after': this.#retryAfter() } });
+      swarm = this.#swarms.get(digest);
+      if (!swarm && (this.#swarms.size >= this.#options.maxSwarms || this.#peerCount >= this.#options.maxPeers)) {
+        const what = this.#swarms.size >= this.#options.maxSwarms ? `${this.#swarms.size} swarms (maxSwarms)` : `${this.#peerCount} peers (maxPeers)`;
+        throw new TrackerError('TRACKER_FULL', `tracker holds ${what}`, { headers: { 'retry-after': this.#retryAfter() } });
       }
-      if (!this.#swarms.has(digest) && this.#swarms.size >= this.#options.maxSwarms) {
-        throw new TrackerError('TRACKER_FULL', `tracker holds ${this.#swarms.size} swarms (maxSwarms)`, { headers: { 'retry-after': this.#retryAfter() } });
-      }
-      if (swarm && swarm.peers.size >= this.#options.maxPeersPerSwarm) {
-        throw new TrackerError('SWARM_FULL', `swarm ${digest} holds ${swarm.peers.size} peers (maxPeersPerSwarm)`, { headers: { 'retry-after': this.#retryAfter() } });
+      if (swarm && (swarm.peers.size >= this.#options.maxPeersPerSwarm || this.#peerCount >= this.#options.maxPeers)) {
+        return { peers: [...swarm.peers.values()], recorded: false };
       }
     }
     swarm = this.#swarms.get(digest) ?? { digest, peers: new Map(), lastAnnounce: now };
@@ -89,7 +98,7 @@ export class PeerStore {
     if (existing) swarm.peers.delete(peer.peerId);
     else this.#peerCount++;
     swarm.peers.set(peer.peerId, { ...peer, lastSeen: now });
-    return [...swarm.peers.values()];
+    return { peers: [...swarm.peers.values()], recorded: true };
   }
 
   /** The live peers of a swarm (empty when unknown). */

@@ -153,7 +153,8 @@ export function announce(ctx: TrackerContext, body: AnnounceBody): AnnounceRespo
     pieces: body.pieces,
     zone: body.zone,
   };
-  const peers = ctx.store.announce(digest, caller);
+  const { peers, recorded } = ctx.store.announce(digest, caller);
+  if (!recorded) ctx.metrics.announcesUnrecorded.inc();
   const chosen = ctx.policy.choose(caller, peers, ctx.settings.handoutSize, ctx.rng);
   return {
     peers: chosen.map((p) => ({ peerId: p.peerId, address: p.address, port: p.port, complete: p.complete || p.seeder })),

@@ -54,7 +54,7 @@ export class SimTracker {
     const caller: Peer = { peerId: a.peerId, address: a.address, port: 5070, complete: a.complete, seeder: a.seeder, pieces: a.pieces, zone: undefined };
     let peers: Peer[];
     try {
-      peers = this.#store.announce(a.digest, caller);
+      peers = this.#store.announce(a.digest, caller).peers;
     } catch (err) {
       if (!(err instanceof TrackerError)) throw err;
       this.refused.set(err.trackerCode, (this.refused.get(err.trackerCode) ?? 0) + 1);

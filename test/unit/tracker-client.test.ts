@@ -22,7 +22,7 @@ describe('TrackerClient', () => {
   let seederCalls = 0;
   before(async () => {
     tracker = await startTracker(
-      { ...DEFAULT_TRACKER_CONFIG, listen: { host: '127.0.0.1', port: 0 }, maxPeersPerSwarm: 3, seederToken: 'tok' },
+      { ...DEFAULT_TRACKER_CONFIG, listen: { host: '127.0.0.1', port: 0 }, maxSwarms: 1, seederToken: 'tok' },
       { logger: silentLogger(), seederCall: async () => { seederCalls++; return META; } },
     );
     client = new TrackerClient({ url: tracker.url, seederToken: 'tok' });
@@ -41,8 +41,8 @@ describe('TrackerClient', () => {
 
   test('tracker error codes come back typed', async () => {
     await assert.rejects(
-      client.announce({ digest: DIGEST, peerId: id(4), address: '127.0.0.1', port: 7004, complete: false, pieces: 0 }),
-      (e) => isTrackerError(e, 'SWARM_FULL') && e.status === 429 && isLayerswarmError(e, 'TOOMANYREQUESTS'),
+      client.announce({ digest: `sha256:${hex('no such swarm')}`, peerId: id(4), address: '127.0.0.1', port: 7004, complete: false, pieces: 0 }),
+      (e) => isTrackerError(e, 'TRACKER_FULL') && e.status === 503 && isLayerswarmError(e, 'TOOMANYREQUESTS'),
     );
     await assert.rejects(
       client.announce({ digest: DIGEST, peerId: 'nope', address: '127.0.0.1', port: 7004, complete: false, pieces: 0 }),

@@ -17,9 +17,9 @@ function store(over: Partial<PeerStoreOptions> = {}): { store: PeerStore; clock:
 describe('peer store', () => {
   test('announce records and refreshes peers', () => {
     const { store: s } = store();
-    assert.equal(s.announce(digest(1), peer(1)).length, 1);
-    assert.equal(s.announce(digest(1), peer(2)).length, 2);
-    const again = s.announce(digest(1), peer(1, { complete: true, pieces: 9 }));
+    assert.equal(s.announce(digest(1), peer(1)).peers.length, 1);
+    assert.equal(s.announce(digest(1), peer(2)).peers.length, 2);
+    const again = s.announce(digest(1), peer(1, { complete: true, pieces: 9 })).peers;
     assert.equal(again.length, 2);
     assert.equal(again.find((p) => p.peerId === peer(1).peerId)?.pieces, 9);
     assert.equal(s.peerCount, 2);
@@ -54,28 +54,34 @@ describe('peer store', () => {
     assert.deepEqual(s.summaries(10).map((x) => x.digest), [digest(2)]);
   });
 
-  test('per-swarm cap: SWARM_FULL for a new peer, existing peers still refresh, room again after expiry', () => {
+  test('per-swarm cap: a new peer is answered but not recorded, existing peers still refresh, recorded again after expiry', () => {
     const { store: s, clock } = store({ maxPeersPerSwarm: 2 });
     s.announce(digest(1), peer(1));
     s.announce(digest(1), peer(2));
-    assert.throws(() => s.announce(digest(1), peer(3)), (e) => isTrackerError(e, 'SWARM_FULL') && e.status === 429 && e.headers['retry-after'] === '30');
-    assert.equal(s.announce(digest(1), peer(2)).length, 2);
+    const over = s.announce(digest(1), peer(3));
+    assert.equal(over.recorded, false);
+    assert.deepEqual(over.peers.map((p) => p.port).sort(), [7001, 7002]);
+    assert.equal(s.peerCount, 2);
+    assert.equal(s.announce(digest(1), peer(2)).peers.length, 2);
     clock.now += 31_000;
-    assert.equal(s.announce(digest(1), peer(3)).length, 1);
+    const after = s.announce(digest(1), peer(3));
+    assert.deepEqual([after.recorded, after.peers.length], [true, 1]);
   });
 
-  test('swarm and peer caps: TRACKER_FULL (503) until entries expire', () => {
+  test('swarm and peer caps: TRACKER_FULL (503) for a new swarm, unrecorded answers in existing ones, until entries expire', () => {
     const { store: s, clock } = store({ maxSwarms: 2, maxPeers: 3 });
     s.announce(digest(1), peer(1));
     s.announce(digest(2), peer(2));
-    assert.throws(() => s.announce(digest(3), peer(3)), (e) => isTrackerError(e, 'TRACKER_FULL') && e.status === 503);
+    assert.throws(() => s.announce(digest(3), peer(3)), (e) => isTrackerError(e, 'TRACKER_FULL') && e.status === 503 && /maxSwarms/.test(e.message));
     s.announce(digest(2), peer(4));
-    assert.throws(() => s.announce(digest(1), peer(5)), (e) => isTrackerError(e, 'TRACKER_FULL') && /maxPeers/.test(e.message));
+    const unrecorded = s.announce(digest(1), peer(5));
+    assert.deepEqual([unrecorded.recorded, unrecorded.peers.map((p) => p.port)], [false, [7001]]);
+    assert.equal(s.peerCount, 3);
     clock.now += 15_000;
     s.announce(digest(2), peer(2));
     s.announce(digest(2), peer(4));
     clock.now += 16_000; // digest 1 expired as a whole
-    assert.equal(s.announce(digest(3), peer(3)).length, 1);
+    assert.equal(s.announce(digest(3), peer(3)).peers.length, 1);
     assert.equal(s.swarmCount, 2);
   });
 

@@ -95,14 +95,18 @@ describe('tracker API', () => {
     assert.match(metrics, /layerswarm_tracker_announces_total\{result="REQUEST_INVALID"\} 1[45]/);
   });
 
-  test('caps: 429 SWARM_FULL and 503 TRACKER_FULL with Retry-After', async () => {
+  test('caps: a full swarm still answers (caller unrecorded), a new swarm beyond maxSwarms gets 503 TRACKER_FULL with Retry-After', async () => {
     const { t, clock } = tracker({ maxPeersPerSwarm: 2, maxSwarms: 1 });
     await t.app.inject({ method: 'POST', url: '/v1/announce', payload: announce(1) });
     await t.app.inject({ method: 'POST', url: '/v1/announce', payload: announce(2) });
     const full = await t.app.inject({ method: 'POST', url: '/v1/announce', payload: announce(3) });
-    assert.equal(full.statusCode, 429);
-    assert.equal(full.headers['retry-after'], '30');
-    assert.equal(full.json<{ errors: Array<{ code: string }> }>().errors[0]?.code, 'SWARM_FULL');
+    assert.equal(full.statusCode, 200);
+    assert.equal(full.json<{ peers: unknown[] }>().peers.length, 2);
+    assert.equal(t.store.peerCount, 2);
+    const metrics = (await t.app.inject({ method: 'GET', url: '/metrics' })).body;
+    assert.match(metrics, /layerswarm_tracker_announces_unrecorded_total 1/);
+    const otherRes = await t.app.inject({ method: 'POST', url: '/v1/announce', payload: announce(3, { digest: `sha256:${hex('other')}` }) });
+    assert.equal(otherRes.headers['retry-after'], '30');
     const other = await errorOf(t, 'POST', '/v1/announce', announce(3, { digest: `sha256:${hex('other')}` }));
     assert.deepEqual([other.status, other.code], [503, 'TRACKER_FULL']);
     clock.now += 30_000;
