@@ -102,7 +102,7 @@ Options:
   --announce-interval-ms X
   --seed-fresh-first BOOL
   --handout-size N        tracker peers per announce (default ${DEFAULT_TRACKER_CONFIG.handoutSize})
-  --max-peers-per-swarm N tracker limit (default ${DEFAULT_TRACKER_CONFIG.maxPeersPerSwarm}, the tracker's default; announces beyond it are refused)
+  --max-peers-per-swarm N tracker limit (default ${DEFAULT_TRACKER_CONFIG.maxPeersPerSwarm}, the tracker's default; new peers beyond it are answered but not recorded)
   --max-seconds X         stop after X virtual seconds (default: 30 × bound + stagger + 120)
   --out DIR               results directory (default bench/results/simulate; --project: one subdirectory per point)
   --project               sweep N = 1000,5000,10000 × image 1,4,10 GiB (layers in the --layers proportions);
