@@ -24,7 +24,7 @@ function say(text: string): void {
 async function runOne(o: SimOptions, command: string, machine: Record<string, unknown>, outDir: string): Promise<RolloutResults> {
   const startedAt = new Date();
   if (o.nodes + 1 > o.maxPeersPerSwarm) {
-    say(`warning: ${o.nodes} agents + the seeder exceed the tracker's maxPeersPerSwarm ${o.maxPeersPerSwarm}: later announces are refused (SWARM_FULL); ` +
+    say(`warning: ${o.nodes} agents + the seeder exceed the tracker's maxPeersPerSwarm ${o.maxPeersPerSwarm}: later peers get handouts but are not recorded (nobody is told about them); ` +
       'pass --max-peers-per-swarm to raise it');
   }
   const run = simulate(o, o.quiet ? undefined : (p) => {
