@@ -100,6 +100,7 @@ Options:
   --max-upload-queue N
   --endgame-threshold N
   --announce-interval-ms X
+  --scheduler K=V,...     any other scheduler knob by its config name (e.g. maxOutboundConnections=8,minAnnounceIntervalMs=500)
   --seed-fresh-first BOOL
   --handout-size N        tracker peers per announce (default ${DEFAULT_TRACKER_CONFIG.handoutSize})
   --max-peers-per-swarm N tracker limit (default ${DEFAULT_TRACKER_CONFIG.maxPeersPerSwarm}, the tracker's default; new peers beyond it are answered but not recorded)
@@ -123,7 +124,7 @@ export function parseSimArgs(argv: readonly string[]): ParsedArgs {
     options: {
       nodes: str, layers: str, 'node-rate': str, 'seeder-rate': str, 'latency-ms': str, 'connect-ms': str, 'stagger-ms': str, seed: str,
       'slow-fraction': str, 'slow-factor': str, 'corrupt-fraction': str, 'churn-fraction': str, 'churn-downtime-ms': str, 'tick-ms': str,
-      'pipeline-depth': str, 'max-connections': str, 'max-upload-slots': str, 'max-upload-queue': str, 'endgame-threshold': str, 'announce-interval-ms': str,
+      'pipeline-depth': str, 'max-connections': str, 'max-upload-slots': str, 'max-upload-queue': str, 'endgame-threshold': str, 'announce-interval-ms': str, scheduler: str,
       'seed-fresh-first': str, 'handout-size': str, 'max-peers-per-swarm': str, 'max-seconds': str, out: str, project: { type: 'boolean' },
       'project-nodes': str, 'project-sizes': str, quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
@@ -163,6 +164,13 @@ export function parseSimArgs(argv: readonly string[]): ParsedArgs {
   intOverride('max-upload-queue', 'maxUploadQueue', 0);
   intOverride('endgame-threshold', 'endgameThreshold', 0);
   intOverride('announce-interval-ms', 'announceIntervalMs', 1);
+  for (const pair of (values.scheduler ?? '').split(',').filter((x) => x.trim() !== '')) {
+    const [key, raw] = pair.split('=').map((x) => x.trim());
+    if (key === undefined || raw === undefined || !(key in DEFAULT_SCHEDULER_CONFIG)) throw new Error(`--scheduler: unknown knob in ${JSON.stringify(pair)}; knobs: ${Object.keys(DEFAULT_SCHEDULER_CONFIG).join(', ')}`);
+    const value = raw === 'true' ? true : raw === 'false' ? false : Number(raw);
+    if (typeof value === 'number' && !Number.isFinite(value)) throw new Error(`--scheduler: ${key} needs a number, got ${JSON.stringify(raw)}`);
+    scheduler[key as keyof SchedulerConfig] = value;
+  }
   if (values['seed-fresh-first'] !== undefined) {
     if (!['true', 'false'].includes(values['seed-fresh-first'])) throw new Error('--seed-fresh-first: true or false');
     scheduler.seedFreshFirst = values['seed-fresh-first'] === 'true';

@@ -111,11 +111,22 @@ describe('scheduler roles', () => {
   });
 
   test('announces: started on the first tick, then every announceIntervalMs, seed interval once complete', () => {
-    const { send, clock } = setup(1, [], { announceIntervalMs: 5_000, seedAnnounceIntervalMs: 60_000 });
+    const { send, clock } = setup(1, [], { announceIntervalMs: 5_000, seedAnnounceIntervalMs: 60_000, minAnnounceIntervalMs: 1_000, maxConnections: 2, maxOutboundConnections: 1 });
     assert.deepEqual(send({ type: 'tick' }), ['announce started']);
+    // Candidates to dial (a dial in progress fills the outbound share): no early announce.
+    assert.deepEqual(send({ type: 'peersDiscovered', peers: [{ peerId: 'p', address: 'h:1' }, { peerId: 'q', address: 'h:2' }] }), ['connect p']);
     clock.advance(4_999);
     assert.deepEqual(send({ type: 'tick' }), []);
     clock.advance(1);
+    assert.deepEqual(send({ type: 'tick' }), ['announce periodic']);
+    // The dial fails: q is dialled, then q fails too and nobody is left → announce early, minAnnounceIntervalMs after the last.
+    assert.deepEqual(send({ type: 'peerClosed', peerId: 'p' }), ['connect q']);
+    assert.deepEqual(send({ type: 'peerClosed', peerId: 'q' }), []);
+    clock.advance(999);
+    assert.deepEqual(send({ type: 'tick' }), []);
+    clock.advance(1);
+    assert.deepEqual(send({ type: 'tick' }), ['announce periodic']);
+    clock.advance(1_000);
     assert.deepEqual(send({ type: 'tick' }), ['announce periodic']);
     send(connected('s', all(1)));
     send({ type: 'pieceReceived', peerId: 's', piece: 0 });
@@ -215,12 +226,23 @@ describe('(c) bad pieces', () => {
 
 describe('(g) caps', () => {
   test('connection cap: dials stop at maxConnections (self skipped), inbound beyond it is closed, a close frees a slot', () => {
-    const { send } = setup(4, [], { maxConnections: 3 });
+    const { send } = setup(4, [], { maxConnections: 3, maxOutboundConnections: 3 });
     assert.deepEqual(send(peers('me', 'p1', 'p2', 'p3', 'p4', 'p5')), ['connect p1', 'connect p2', 'connect p3']);
     send(connected('p1', new Bitfield(4)));
     assert.deepEqual(send(connected('in', new Bitfield(4))), ['close in capacity']);
     assert.deepEqual(send({ type: 'peerClosed', peerId: 'p2' }), ['connect p4'], 'a failed dial frees its slot');
     assert.deepEqual(send(connected('p1', new Bitfield(4))), ['close p1 duplicate']);
+  });
+
+  test('outbound share: our own dials stop at maxOutboundConnections, the rest of the cap takes inbound', () => {
+    const { send } = setup(4, [], { maxConnections: 4, maxOutboundConnections: 2 });
+    assert.deepEqual(send(peers('p1', 'p2', 'p3')), ['connect p1', 'connect p2']);
+    send(connected('p1', new Bitfield(4)));
+    assert.deepEqual(send(connected('in1', new Bitfield(4))), []);
+    assert.deepEqual(send(connected('in2', new Bitfield(4))), []);
+    assert.deepEqual(send(connected('in3', new Bitfield(4))), ['close in3 capacity']);
+    assert.deepEqual(send({ type: 'peerClosed', peerId: 'in1' }), [], 'an inbound close frees no outbound slot');
+    assert.deepEqual(send({ type: 'peerClosed', peerId: 'p1' }), ['connect p3'], 'an outbound close does');
   });
 
   test('upload slots: at most maxUploadSlots sends, a bounded queue, rejections beyond, cancel and close drop queued', () => {

@@ -13,20 +13,29 @@ export interface BlockEntry {
 export class ConnState {
   readonly #selfId: PeerId;
   readonly #maxConnections: number;
+  readonly #maxOutbound: number;
   /** Discovered and not yet tried, in tracker order (the tracker's handout policy already ranks them). */
   readonly #known = new Map<PeerId, PeerAddress>();
   readonly #dialing = new Set<PeerId>();
   readonly #connected = new Set<PeerId>();
+  /** Connected peers we dialled (a subset of #connected). */
+  readonly #outbound = new Set<PeerId>();
   readonly #blocked = new Map<PeerId, BlockEntry>();
 
-  constructor(selfId: PeerId, maxConnections: number) {
+  constructor(selfId: PeerId, maxConnections: number, maxOutbound = maxConnections) {
     this.#selfId = selfId;
     this.#maxConnections = maxConnections;
+    this.#maxOutbound = Math.min(maxOutbound, maxConnections);
   }
 
   /** Open connections plus dials in progress. */
   get used(): number {
     return this.#connected.size + this.#dialing.size;
+  }
+
+  /** Dials in progress plus connections we dialled. */
+  get outboundUsed(): number {
+    return this.#dialing.size + this.#outbound.size;
   }
 
   /** Discovered peers waiting for a free slot. */
@@ -70,11 +79,14 @@ export class ConnState {
     return this.#blocked.get(peerId);
   }
 
-  /** Peers to dial now, marked as dialing. Never exceeds the cap, never a blocked or already connected peer. */
+  /**
+   * Peers to dial now, marked as dialing. Never exceeds the cap nor the outbound share of it, never a blocked or
+   * already connected peer.
+   */
   takeDials(now: number): Array<{ peerId: PeerId; address: PeerAddress }> {
     const dials: Array<{ peerId: PeerId; address: PeerAddress }> = [];
     for (const [peerId, address] of this.#known) {
-      if (this.used >= this.#maxConnections) break;
+      if (this.used >= this.#maxConnections || this.outboundUsed >= this.#maxOutbound) break;
       this.#known.delete(peerId);
       if (this.isBlocked(peerId, now) || this.#connected.has(peerId) || this.#dialing.has(peerId)) continue;
       this.#dialing.add(peerId);
@@ -95,6 +107,7 @@ export class ConnState {
     if (this.#connected.has(peerId)) return 'duplicate';
     if (this.#dialing.delete(peerId)) {
       this.#connected.add(peerId);
+      this.#outbound.add(peerId);
       return undefined;
     }
     if (this.used >= this.#maxConnections) return 'capacity';
@@ -106,6 +119,7 @@ export class ConnState {
   /** The connection (or dial) ended. Returns true when the peer had been connected. */
   closed(peerId: PeerId): boolean {
     this.#dialing.delete(peerId);
+    this.#outbound.delete(peerId);
     return this.#connected.delete(peerId);
   }
 }

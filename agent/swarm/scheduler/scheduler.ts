@@ -56,13 +56,15 @@
  *   others from the peers that have them (they back off from the seeder only). Measured: a 1 seeder + 8 agent
  *   rollout, seeder egress 1.75–2.0 × S → 1.3–1.45 × S (bench:swarm); 1.0–1.06 × S in the sim
  *   (scheduler-swarm.test.ts (i)).
- * Connections: dial discovered peers in tracker order while under maxConnections (only while incomplete); inbound
- *   beyond the cap is closed 'capacity'. When both sides are complete the connection is closed 'both_complete'.
+ * Connections: dial discovered peers in tracker order while under maxConnections and, of those, at most
+ *   maxOutboundConnections dialled by us (only while incomplete): the rest of the cap is kept for inbound, so a fresh
+ *   swarm whose nodes all dial at once still connects; inbound beyond the cap is closed 'capacity'. When both sides are complete the connection is closed 'both_complete'.
  *   A connection on which no piece moved either way for idleTimeoutMs is closed 'idle' (tick) when its slot could
  *   serve someone else: we are seeding, or discovered peers wait for a slot. Closed peers are forgotten; the next
  *   announce rediscovers them.
  * Announce: every announceIntervalMs while downloading, seedAnnounceIntervalMs once complete, and at once on
- *   completion.
+ *   completion; early (minAnnounceIntervalMs after the last) while downloading with no discovered peer left to dial
+ *   and outbound slots free.
  */
 import { pieceRange } from '../../../shared/swarm/metainfo.ts';
 import { Bitfield } from './bitfield.ts';
@@ -114,6 +116,7 @@ export class Scheduler {
   readonly #downloads: Downloads;
   readonly #uploads: Uploads;
   #nextAnnounceAt: number;
+  #lastAnnounceAt = Number.NEGATIVE_INFINITY;
   #started = false;
   #completeEmitted: boolean;
   #out: SchedulerCommand[] = [];
@@ -128,7 +131,7 @@ export class Scheduler {
     this.#config = config;
     this.#clock = init.clock;
     this.#have = init.have?.clone() ?? new Bitfield(blob.pieceCount);
-    this.#conns = new ConnState(init.selfId, config.maxConnections);
+    this.#conns = new ConnState(init.selfId, config.maxConnections, config.maxOutboundConnections);
     this.#downloads = new Downloads({
       pieceCount: blob.pieceCount, have: this.#have, peers: this.#peers, config, clock: init.clock, rng: init.rng, policy: init.policy ?? rarestFirst,
       emit: (command) => this.#out.push(command),
@@ -349,7 +352,14 @@ export class Scheduler {
     this.#closeIdle();
     this.#downloads.fillAll();
     this.#dial();
-    if (this.#clock.now() >= this.#nextAnnounceAt) this.#announce(this.#started ? 'periodic' : 'started');
+    const now = this.#clock.now();
+    if (now >= this.#nextAnnounceAt) this.#announce(this.#started ? 'periodic' : 'started');
+    else if (this.#wantsPeers() && now - this.#lastAnnounceAt >= this.#config.minAnnounceIntervalMs) this.#announce('periodic');
+  }
+
+  /** Downloading, nobody left to dial, and room for more of our own connections. */
+  #wantsPeers(): boolean {
+    return this.#started && !this.#have.complete && this.#conns.waiting === 0 && this.#conns.outboundUsed < this.#config.maxOutboundConnections;
   }
 
   /** Free slots held by connections on which nothing moves, when someone else could use them. */
@@ -363,6 +373,7 @@ export class Scheduler {
 
   #announce(reason: AnnounceReason): void {
     this.#started = true;
+    this.#lastAnnounceAt = this.#clock.now();
     const complete = this.#have.complete;
     this.#nextAnnounceAt = this.#clock.now() + (complete ? this.#config.seedAnnounceIntervalMs : this.#config.announceIntervalMs);
     this.#out.push({ type: 'announce', reason, complete });
