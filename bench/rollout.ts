@@ -14,6 +14,7 @@ import { machineInfo } from './lib/machine.ts';
 import { renderFigure } from './lib/svg.ts';
 import { baselineOutcomes, swarmOutcomes } from './rollout/collect.ts';
 import { startOrigin, startSwarm, type Origin, type Swarm } from './rollout/infra.ts';
+import { agentIndexOf } from './rollout/origin-proxy.ts';
 import { assignRoles, parseRolloutOptions, USAGE, type RolloutOptions } from './rollout/options.ts';
 import { rolloutFigure } from './rollout/plot.ts';
 import { aggregateMetrics, buildResults, resourcesOf, resultsTable, type EmulatedResults } from './rollout/report.ts';
@@ -39,14 +40,18 @@ export async function runRolloutBench(o: RolloutOptions, command: string, say: (
   let swarm: Swarm | undefined;
   try {
     say(`origin: distribution registry; building and pushing a ${o.layers.length}-layer image (${o.layers.map((b) => (b / MiB).toFixed(1)).join(' + ')} MiB)`);
-    origin = await startOrigin(work, o.layers, o.seed, o.pieceBytes);
-    const image = origin.image;
-    const S = image.bytes;
     const N = o.nodes;
     const roles = assignRoles(N, o);
+    const rateOf = (i: number): number => (roles.slow.has(i) ? o.nodeRate / o.slowFactor : o.nodeRate);
+    // The proxy sends to each agent no faster than its link (B); the seeder's address is not limited there.
+    origin = await startOrigin(work, o.layers, o.seed, o.pieceBytes, (address) => {
+      const i = agentIndexOf(address);
+      return i === undefined ? 0 : rateOf(i);
+    });
+    const image = origin.image;
+    const S = image.bytes;
     const all = Array.from({ length: N }, (_, i) => i);
     const surviving = all.filter((i) => !roles.churn.has(i));
-    const rateOf = (i: number): number => (roles.slow.has(i) ? o.nodeRate / o.slowFactor : o.nodeRate);
     const bound = fluidBound(S, surviving.length, o.seedRate, o.nodeRate);
     const timeout = o.timeoutSeconds > 0 ? o.timeoutSeconds : Math.max(600, 4 * bound);
     const originOnly = (surviving.length * S) / o.seedRate;
@@ -114,6 +119,7 @@ export async function runRolloutBench(o: RolloutOptions, command: string, say: (
       startedAt: startedAt.toISOString(),
       emulation: {
         nodeIndexes: surviving,
+        agentUrls: [...swarmRun.urls, ...(baselineRun?.urls ?? [])],
         roles: { slow: [...roles.slow], corrupt: [...roles.corrupt], churned: [...swarmRun.churned].map(([index, seconds]) => ({ index, seconds })) },
         failed: [...swarmRun.failed].map(([index, error]) => ({ index, error })),
         ...aggregateMetrics(swarmRun.metrics.values()),

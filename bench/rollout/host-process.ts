@@ -125,7 +125,7 @@ function start(m: Extract<ToHost, { type: 'start' }>): void {
   progressTimer = setInterval(() => send({ type: 'progress', bytes: pulledBytes }), 500);
   for (const node of nodes.values()) {
     const offset = m.offsets[node.spec.index] ?? 0;
-    const signal = AbortSignal.any([node.pull.signal, AbortSignal.timeout(Math.max(1, m.deadlineAt - Date.now()))]);
+    const signal = AbortSignal.any([node.pull.signal, AbortSignal.timeout(Math.max(1, Math.round(m.deadlineAt - Date.now())))]);
     setTimeout(() => {
       void (async () => {
         let attempts = 0;

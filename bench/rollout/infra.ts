@@ -51,7 +51,7 @@ export interface Origin {
 }
 
 /** Registry + image + proxy (unlimited until setRate). */
-export async function startOrigin(workDir: string, layers: number[], seed: string, pieceBytes: number): Promise<Origin> {
+export async function startOrigin(workDir: string, layers: number[], seed: string, pieceBytes: number, clientRate: (address: string) => number): Promise<Origin> {
   const registry = await startRegistry({ auth: 'none' });
   try {
     const built = await buildImage(join(workDir, 'layout'), { tag: TAG, seed, layers: layers.map((size) => ({ size })) });
@@ -59,7 +59,7 @@ export async function startOrigin(workDir: string, layers: number[], seed: strin
     const m = pushed.manifests[0];
     if (m === undefined) throw new Error('pushed image has no manifest');
     const [host, port] = registry.host.split(':');
-    const proxy = await startOriginProxy({ host: host ?? '127.0.0.1', port: Number(port) });
+    const proxy = await startOriginProxy({ host: host ?? '127.0.0.1', port: Number(port) }, 0, clientRate);
     const layerList = m.layers.map((l) => ({ digest: l.digest, size: l.size }));
     const bytes = m.config.size + layerList.reduce((a, l) => a + l.size, 0);
     const largest = Math.max(...layerList.map((l) => l.size));

@@ -5,6 +5,11 @@
  * Attribution: the proxy listens on 0.0.0.0 and every client dials it at its own loopback address (127.0.0.1 for the
  * seeder, 127.1.x.y for agent k, see agentOriginHost), so the local address of an accepted socket names the node the
  * bytes went to. Only loopback peers are served.
+ *
+ * Each client's own link: `clientRate(address)` (bytes/s) limits what the proxy sends to that address, as the node's
+ * download link would. Without it the proxy would write as fast as the kernel takes it, and a rate-limited agent
+ * that reads slowly would leave megabytes in its socket buffers: counted as sent, and thrown away when the agent
+ * abandons the download (the count would overstate what a real link carries).
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { TokenBucket } from '../../shared/wire/rate-limit.ts';
@@ -12,6 +17,12 @@ import { TokenBucket } from '../../shared/wire/rate-limit.ts';
 /** The loopback address agent `index` dials the origin proxy at (127.1.0.0/16 + index). */
 export function agentOriginHost(index: number): string {
   return `127.1.${(index >> 8) & 255}.${index & 255}`;
+}
+
+/** The agent index of an address made by agentOriginHost, else undefined (e.g. the seeder's 127.0.0.1). */
+export function agentIndexOf(address: string): number | undefined {
+  const m = /^127\.1\.(\d+)\.(\d+)$/.exec(address);
+  return m === null ? undefined : Number(m[1]) * 256 + Number(m[2]);
 }
 
 export interface OriginProxy {
@@ -31,8 +42,17 @@ export interface OriginProxy {
 
 const CHUNK = 16 * 1024;
 
-export async function startOriginProxy(target: { host: string; port: number }, rate = 0): Promise<OriginProxy> {
+export async function startOriginProxy(target: { host: string; port: number }, rate = 0, clientRate: (address: string) => number = () => 0): Promise<OriginProxy> {
   let bucket = new TokenBucket({ rate, burst: 64 * 1024 });
+  const clientBuckets = new Map<string, TokenBucket>();
+  const clientBucket = (key: string): TokenBucket => {
+    let b = clientBuckets.get(key);
+    if (b === undefined) {
+      b = new TokenBucket({ rate: clientRate(key), burst: CHUNK });
+      clientBuckets.set(key, b);
+    }
+    return b;
+  };
   const counts = new Map<string, number>();
   let total = 0;
   const sockets = new Set<Socket>();
@@ -61,9 +81,11 @@ export async function startOriginProxy(target: { host: string; port: number }, r
     upstream.on('data', (data: Buffer) => {
       upstream.pause();
       const b = bucket;
+      const own = clientBucket(key);
       chain = chain.then(async () => {
         for (let off = 0; off < data.length; off += CHUNK) {
           const part = data.subarray(off, Math.min(data.length, off + CHUNK));
+          if (!own.unlimited) await own.take(part.length, abort.signal);
           if (!b.unlimited) await b.take(part.length, abort.signal);
           if (client.destroyed) return;
           client.write(part);

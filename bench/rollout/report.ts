@@ -9,6 +9,8 @@ import type { NodeMetrics } from './protocol.ts';
 export interface EmulationDetails {
   /** Node indexes (0..N-1 of the requested N) behind the per-node arrays, in order. */
   readonly nodeIndexes: number[];
+  /** Registry endpoints of the agents of both runs (all closed when the bench returns). */
+  readonly agentUrls: string[];
   readonly roles: { slow: number[]; corrupt: number[]; churned: Array<{ index: number; seconds: number }> };
   readonly failed: Array<{ index: number; error: string }>;
   readonly fallbacks: Record<string, number>;

@@ -51,6 +51,7 @@ export interface RunRecord {
   readonly hosts: HostResources[];
   /** Engine peer id prefix by node (to match the seeder's per-peer traffic). */
   readonly peerPrefix: Map<number, string | undefined>;
+  readonly urls: string[];
   readonly agentsStartSeconds: number;
 }
 
@@ -130,7 +131,7 @@ export async function runRollout(spec: RunSpec): Promise<RunRecord> {
       offsets[index] = spec.nodes.length > 1 ? Math.round((spec.staggerMs * rank) / (spec.nodes.length - 1)) : 0;
     });
     const startAt = Date.now() + 500;
-    const stopAt = startAt + spec.stopAfterSeconds * 1000;
+    const stopAt = startAt + Math.round(spec.stopAfterSeconds * 1000);
     spec.proxy.reset();
     pool.startPulls(startAt, spec.image.repository, spec.image.tag, offsets, stopAt);
     if (spec.churn && spec.churn.indexes.length > 0) {
@@ -170,9 +171,10 @@ export async function runRollout(spec: RunSpec): Promise<RunRecord> {
     for (const i of spec.nodes) originBytes.set(i, snapshotBytes.get(agentOriginHost(i)) ?? 0);
     const peerPrefix = new Map<number, string | undefined>();
     for (const [i, n] of pool.nodes) peerPrefix.set(i, n.peerPrefix);
+    const urls = [...pool.nodes.values()].map((n) => n.url);
     return {
       kind: spec.kind, nodes: spec.nodes, done, failed, churned, attempts, metrics, originBytes, originTotalBytes,
-      wallSeconds, cut: cut && done.size + failed.size + churned.size < expected.size, hosts, peerPrefix, agentsStartSeconds,
+      wallSeconds, cut: cut && done.size + failed.size + churned.size < expected.size, hosts, peerPrefix, urls, agentsStartSeconds,
     };
   } finally {
     for (const t of timers) clearTimeout(t);
