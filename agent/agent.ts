@@ -167,7 +167,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDependencies): 
       requestTimeout: config.upstreamHeadersTimeout + config.upstreamConnectTimeout,
     },
     ready: () => ready,
-  });
+  }, { preload: { token: config.preloadToken, concurrency: config.prefetchConcurrency } });
   try {
     await app.listen({ host: config.listen.host, port: config.listen.port });
   } catch (err) {

@@ -54,6 +54,8 @@ export interface AgentConfig {
   uploadLimit: number;
   /** Node-wide download limit, bytes/s, for pieces from peers and blob bodies from origins (0 = unlimited). */
   downloadLimit: number;
+  /** Bearer token of POST /v1/preload (unset: loopback callers only). */
+  preloadToken: string | undefined;
 }
 
 export const AGENT_OPTIONS: readonly OptionSpec[] = [
@@ -87,6 +89,7 @@ export const AGENT_OPTIONS: readonly OptionSpec[] = [
   { key: 'swarmOriginDirectMaxBytes', type: 'bytes', default: DEFAULT_PIECE_POLICY.originDirectMaxBytes, min: 0, doc: 'Blobs up to this size are fetched from the origin, not the swarm (keep it equal to the seeder\'s --origin-direct-max-bytes).' },
   { key: 'uploadLimit', type: 'bytes', default: 0, min: 0, metavar: 'BYTES/S', doc: 'Node-wide upload bandwidth limit in bytes per second (e.g. 50MiB) for pieces sent to peers, shared by all connections; 0 = unlimited.' },
   { key: 'downloadLimit', type: 'bytes', default: 0, min: 0, metavar: 'BYTES/S', doc: 'Node-wide download bandwidth limit in bytes per second (e.g. 50MiB), shared by pieces from peers and blob bodies from origins (also without --tracker); 0 = unlimited.' },
+  { key: 'preloadToken', type: 'string', metavar: 'TOKEN', doc: 'When set, POST /v1/preload and GET /v1/preload/ID (layerswarm preload) need "Authorization: Bearer TOKEN" and are allowed from any address; unset: loopback callers only.' },
 ];
 
 /** The IP address announced to the tracker for peers to dial: --peer-advertise, else the --peer-listen host, else (wildcard) the first non-internal IPv4 address, else 127.0.0.1. */
@@ -179,6 +182,6 @@ export function loadConfigWithRegistries<C>(
 
 /** Load and validate. Returns undefined when --help was asked for. */
 export function loadAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv): AgentConfig | undefined {
-  const unset = { dockerConfig: undefined, tracker: undefined, peerAdvertise: undefined, zone: undefined };
+  const unset = { dockerConfig: undefined, tracker: undefined, peerAdvertise: undefined, zone: undefined, preloadToken: undefined };
   return loadConfigWithRegistries<AgentConfig>(AGENT_OPTIONS, argv, env, unset, checkAgentConfig);
 }

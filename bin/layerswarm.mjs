@@ -24,6 +24,8 @@ const COMMANDS = {
   demo: ['../bench/demo.ts', 'start an origin registry, an agent, and pull a generated image through it'],
   tracker: ['../tracker/cmd/tracker.ts', 'run the swarm tracker'],
   seeder: ['../agent/cmd/seeder.ts', 'run the seeder beside the origin registry'],
+  preheat: ['../agent/cmd/preheat.ts', 'have the seeder fetch and seed every layer of an image (preheat IMAGE --seeder URL)'],
+  preload: ['../agent/cmd/preload.ts', 'pull an image into a node\'s store ahead of a deploy (preload IMAGE --agent URL)'],
   bench: ['../bench/cmd/bench.ts', 'benchmarks: bench rollout (emulated N-node rollout), bench simulate (simulator)'],
 };
 

@@ -11,8 +11,14 @@ import { parseOciPath } from './oci-path.ts';
 import { replyError } from './error-reply.ts';
 import { handleBlob } from './blob-routes.ts';
 import { handleManifest } from './manifest-routes.ts';
+import { registerPreloadRoutes, type PreloadSettings } from '../preload/preload-routes.ts';
 
-export function buildRegistryServer(ctx: RegistryContext): FastifyInstance {
+export interface RegistryServerOptions {
+  /** POST /v1/preload, GET /v1/preload/:id (agent/preload/preload-routes.ts); absent: not served. */
+  preload?: PreloadSettings;
+}
+
+export function buildRegistryServer(ctx: RegistryContext, options: RegistryServerOptions = {}): FastifyInstance {
   const app = Fastify({
     loggerInstance: ctx.logger as FastifyBaseLogger,
     genReqId: (req) => {
@@ -103,6 +109,7 @@ export function buildRegistryServer(ctx: RegistryContext): FastifyInstance {
       return reply;
     },
   });
+  if (options.preload) registerPreloadRoutes(app, ctx, options.preload);
   return app;
 }
 
@@ -113,5 +120,6 @@ function routeLabel(request: FastifyRequest): string {
     if (url.includes('/manifests/')) return 'manifest';
     return url.length <= 4 ? 'base' : 'other';
   }
+  if (url.startsWith('/v1/preload')) return 'preload';
   return ['/healthz', '/readyz', '/metrics', '/v2'].includes(url) ? url : 'other';
 }

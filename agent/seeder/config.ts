@@ -38,6 +38,7 @@ export interface SeederConfig {
   preheatConcurrency: number;
   preheatMaxQueued: number;
   notificationToken: string | undefined;
+  preheatToken: string | undefined;
   minPieceLength: number;
   maxPieceLength: number;
   targetPieces: number;
@@ -82,6 +83,7 @@ export const SEEDER_OPTIONS: readonly OptionSpec[] = [
   { key: 'preheatConcurrency', type: 'int', default: 2, min: 1, max: 64, doc: 'Preheat jobs (manifest reads and blob productions) running at the same time.' },
   { key: 'preheatMaxQueued', type: 'int', default: 10_000, min: 1, doc: 'Preheat jobs waiting at most; more are dropped (and produced on demand later).' },
   { key: 'notificationToken', type: 'string', metavar: 'TOKEN', doc: 'When set, POST /v1/notifications needs "Authorization: Bearer TOKEN" (set it in the registry\'s notifications endpoint headers).' },
+  { key: 'preheatToken', type: 'string', metavar: 'TOKEN', doc: 'When set, POST /v1/preheat and GET /v1/preheat/ID (layerswarm preheat --token) need "Authorization: Bearer TOKEN"; unset: open, like /v1/notifications.' },
   { key: 'minPieceLength', type: 'bytes', default: DEFAULT_PIECE_POLICY.minPieceLength, doc: 'Smallest piece (a power of two). Every seeder of a tracker must use the same piece policy (else the tracker refuses the other\'s metainfo with METAINFO_CONFLICT).' },
   { key: 'maxPieceLength', type: 'bytes', default: DEFAULT_PIECE_POLICY.maxPieceLength, doc: 'Largest piece (a power of two).' },
   { key: 'targetPieces', type: 'int', default: DEFAULT_PIECE_POLICY.targetPieces, min: 1, max: 65_536, doc: 'Aimed-for piece count of large blobs.' },
@@ -150,6 +152,6 @@ export function checkSeederConfig(config: SeederConfig): string[] {
 
 /** Load and validate. Returns undefined when --help was asked for. */
 export function loadSeederConfig(argv: readonly string[], env: NodeJS.ProcessEnv): SeederConfig | undefined {
-  const unset = { peerAdvertise: undefined, dockerConfig: undefined, seederId: undefined, advertiseUrl: undefined, trackerToken: undefined, notificationToken: undefined };
+  const unset = { peerAdvertise: undefined, dockerConfig: undefined, seederId: undefined, advertiseUrl: undefined, trackerToken: undefined, notificationToken: undefined, preheatToken: undefined };
   return loadConfigWithRegistries<SeederConfig>(SEEDER_OPTIONS, argv, env, unset, checkSeederConfig);
 }

@@ -30,6 +30,7 @@ import { Preheater } from './preheater.ts';
 import { Producer } from './producer.ts';
 import { NOOP_SEEDING, type Seeding, type SeedingFactory } from './seeding.ts';
 import { buildSeederServer } from './server.ts';
+import { ACCEPT_MANIFESTS } from '../preload/resolve-image.ts';
 
 export interface SeederDependencies {
   logger: Logger;
@@ -187,6 +188,14 @@ export async function startSeeder(config: SeederConfig, deps: SeederDependencies
     producer, preheater, metainfo, store, metrics,
     logger: componentLogger(deps.logger, 'api'),
     notificationToken: config.notificationToken,
+    preheatApi: {
+      producer, policy, token: config.preheatToken, concurrency: config.preheatConcurrency, jobTimeoutMs: config.productionTimeout,
+      logger: componentLogger(deps.logger, 'preheat-api'),
+      registryHost: (registry) => resolver.resolve(registry).host,
+      readManifest: async (registry, repository, reference, signal) => await upstream.manifest(resolver.resolve(registry), repository, reference, {
+        method: 'GET', accept: ACCEPT_MANIFESTS, maxBytes: config.manifestMaxBytes, identity: { kind: 'agent' }, signal,
+      }),
+    },
     ready: () => ready,
     status: () => ({ tracker: registered ? 'registered' : 'unregistered' }),
   });

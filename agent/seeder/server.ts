@@ -4,6 +4,7 @@
  *   POST /v1/metainfo {digest, repository, registry?}   tracker → seeder: Metainfo JSON (produced on demand)
  *   POST /v1/notifications[?registry=HOST]              registry → seeder: push events; 200 at once, preheat after
  *   GET  /v1/blobs                                      what the seeder has produced and holds
+ *   POST /v1/preheat, GET /v1/preheat/:id               preheat an image on request (preheat-jobs.ts)
  *   GET  /healthz, /readyz, /metrics
  *
  * Errors: {"errors": [{code, message, detail}]}: REQUEST_INVALID 400, UNAUTHORIZED 401, DIGEST_INVALID 400,
@@ -20,6 +21,7 @@ import type { MetainfoStore } from './metainfo-store.ts';
 import type { SeederMetrics } from './metrics.ts';
 import { NOTIFICATION_MEDIA_TYPE, parseNotification, RequestInvalidError } from './notifications.ts';
 import type { Preheater } from './preheater.ts';
+import { registerPreheatRoutes, type PreheatApiOptions } from './preheat-jobs.ts';
 import type { Producer } from './producer.ts';
 
 export interface SeederServerContext {
@@ -34,6 +36,8 @@ export interface SeederServerContext {
   readonly ready: () => boolean;
   /** Extra fields of /readyz (tracker registration state). */
   readonly status: () => Record<string, unknown>;
+  /** POST /v1/preheat, GET /v1/preheat/:id; absent: not served. */
+  readonly preheatApi?: PreheatApiOptions;
 }
 
 const REGISTRY_PATTERN = '^[a-zA-Z0-9.-]{1,253}(:[0-9]{1,5})?$';
@@ -130,6 +134,7 @@ export function buildSeederServer(ctx: SeederServerContext): FastifyInstance {
     blobs.sort((a, b) => (a.producedAt < b.producedAt ? 1 : -1));
     return { blobs, count: blobs.length, inFlight: ctx.producer.inflight, preheatPending: ctx.preheater?.pending ?? 0 };
   });
+  if (ctx.preheatApi) registerPreheatRoutes(app, ctx.preheatApi);
   return app;
 }
 
