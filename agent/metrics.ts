@@ -1,5 +1,6 @@
 /** The agent's Prometheus metrics (prom-client, one registry per agent instance). */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectProcessMetrics } from '../shared/process-metrics.ts';
 import type { StoreUsage } from './store/blob-store.ts';
 
 export interface AgentMetrics {
@@ -16,7 +17,23 @@ export interface AgentMetrics {
   swarmPieceBytes: Counter<'direction' | 'peer'>;
   swarmBadPieces: Counter;
   swarmPeersBanned: Counter;
+  /** Blob bytes this agent obtained, by source: cache | peer | seeder | origin (BLOB_BYTE_SOURCES). */
+  blobBytes: Counter<'source'>;
+  /** A client's blob GET until the blob is ready in the verified store, by source: cache | swarm | origin. */
+  blobPullDuration: Histogram<'source'>;
+  /** Downloads into the store (fetcher), successful ones, by source: origin | swarm. */
+  blobFetchDuration: Histogram<'source'>;
+  swarmPieces: Counter<'result'>;
+  storeEvictions: Counter;
+  storeEvictedBytes: Counter;
 }
+
+/** The label values of layerswarm_blob_bytes_total{source}. */
+export const BLOB_BYTE_SOURCES = ['cache', 'peer', 'seeder', 'origin'] as const;
+export type BlobByteSource = (typeof BLOB_BYTE_SOURCES)[number];
+
+/** Buckets of the blob pull/fetch duration histograms (seconds): from a cache hit to a multi-GiB layer. */
+const PULL_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 
 /** What the swarm gauges read when scraped (agents with a tracker). */
 export interface SwarmGaugeSource {
@@ -26,7 +43,7 @@ export interface SwarmGaugeSource {
 
 export function createAgentMetrics(storeUsage: () => StoreUsage, manifestCount: () => number, swarm?: () => SwarmGaugeSource | undefined): AgentMetrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'layerswarm_process_' });
+  collectProcessMetrics(registry, 'layerswarm_process_');
   const registers = [registry];
   new Gauge({ name: 'layerswarm_store_bytes', help: 'Bytes of verified blobs in the store.', registers, collect() { this.set(storeUsage().bytes); } });
   new Gauge({ name: 'layerswarm_store_blobs', help: 'Blobs in the store.', registers, collect() { this.set(storeUsage().count); } });
@@ -73,5 +90,27 @@ export function createAgentMetrics(storeUsage: () => StoreUsage, manifestCount: 
     swarmBadPieces: new Counter({ name: 'layerswarm_swarm_bad_pieces_total', help: 'Pieces received from peers that failed sha256 verification (never written).', registers }),
     swarmPeersBanned: new Counter({ name: 'layerswarm_swarm_peers_banned_total', help: 'Peers closed and blacklisted for sending a bad piece.', registers }),
     staleResponses: new Counter({ name: 'layerswarm_stale_tag_responses_total', help: 'Tags answered from the last known digest because the origin was unreachable.', registers }),
+    blobBytes: new Counter({
+      name: 'layerswarm_blob_bytes_total',
+      help: 'Blob bytes by source: cache (served to clients from blobs already stored), peer (verified piece bytes from other agents), seeder (verified piece bytes from the seeder role), origin (blob body bytes read from an origin registry).',
+      labelNames: ['source'], registers,
+    }),
+    blobPullDuration: new Histogram({
+      name: 'layerswarm_blob_pull_duration_seconds',
+      help: 'A client blob GET from arrival until the blob is ready to serve from the verified store (access check, download or wait for one), by source (cache, swarm, origin).',
+      labelNames: ['source'], buckets: PULL_BUCKETS, registers,
+    }),
+    blobFetchDuration: new Histogram({
+      name: 'layerswarm_blob_fetch_duration_seconds',
+      help: 'Successful blob downloads into the store (including prefetch), by source (origin, swarm), until the verified commit.',
+      labelNames: ['source'], buckets: PULL_BUCKETS, registers,
+    }),
+    swarmPieces: new Counter({
+      name: 'layerswarm_swarm_pieces_total',
+      help: 'Pieces received from peers, by result: verified (sha256 matched, credited once per piece) or failed (sha256 mismatch, never written).',
+      labelNames: ['result'], registers,
+    }),
+    storeEvictions: new Counter({ name: 'layerswarm_store_evictions_total', help: 'Blobs evicted from the store (least recently used) to make room.', registers }),
+    storeEvictedBytes: new Counter({ name: 'layerswarm_store_evicted_bytes_total', help: 'Bytes of blobs evicted from the store.', registers }),
   };
 }

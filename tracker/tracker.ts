@@ -39,6 +39,7 @@ export function buildTracker(config: TrackerConfig, deps: TrackerDependencies): 
   const metrics = createTrackerMetrics({
     swarms: () => store.swarmCount,
     peers: () => store.peerCount,
+    peersByState: () => store.stateCounts(),
     seeders: () => metainfo.seeders().length,
     metainfoKnown: () => metainfo.knownCount,
     metainfoBytes: () => metainfo.knownBytes,

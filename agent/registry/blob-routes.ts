@@ -34,6 +34,7 @@ export async function handleBlob(ctx: RegistryContext, pull: PullRequest): Promi
     return;
   }
 
+  const started = performance.now();
   // Not cached and nobody fetching it: this request's own download (as this client, from the origin) is the
   // authorization check. Otherwise ask the origin before serving (AccessChecker caches the answer).
   const fetchesItself = !(await ctx.store.stat(digest)) && !ctx.fetcher.isFetching(digest);
@@ -58,10 +59,14 @@ export async function handleBlob(ctx: RegistryContext, pull: PullRequest): Promi
     range = parseRange(pull.request.headers.range, size);
     reader = await ctx.store.open(digest, range);
   }
+  ctx.metrics.blobPullDuration.labels(source).observe((performance.now() - started) / 1000);
   blobHeaders(pull, digest);
   reply.header('Content-Length', reader.size);
   if (range) reply.header('Content-Range', `bytes ${range.start}-${range.end}/${size}`);
   const counter = ctx.metrics.bytesServed.labels(source);
+  // layerswarm_blob_bytes_total{source="cache"}: bytes served from blobs that were already stored (downloaded bytes
+  // are counted where they arrive: peer/seeder pieces, origin bodies).
+  const cacheCounter = source === 'cache' ? ctx.metrics.blobBytes.labels('cache') : undefined;
   pull.request.log.debug({ digest: digest.value, source, size: reader.size }, 'serving blob');
   // The bytes go straight to the socket through the store's sendTo (two reused buffers, each write flushed before
   // its buffer is refilled), not through a stream of freshly allocated chunks.
@@ -69,7 +74,10 @@ export async function handleBlob(ctx: RegistryContext, pull: PullRequest): Promi
   reply.hijack();
   raw.writeHead(range ? 206 : 200, reply.getHeaders() as Record<string, string | number>);
   try {
-    await reader.sendTo(raw, (n) => counter.inc(n));
+    await reader.sendTo(raw, (n) => {
+      counter.inc(n);
+      cacheCounter?.inc(n);
+    });
     raw.end();
   } catch (err) {
     pull.request.log.debug({ err, digest: digest.value }, 'blob response ended early (client went away?)');

@@ -1,5 +1,6 @@
 /** The seeder's Prometheus metrics (prom-client, one registry per seeder instance). */
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectProcessMetrics } from '../../shared/process-metrics.ts';
 
 export interface SeederGauges {
   metainfoKnown(): number;
@@ -17,11 +18,14 @@ export interface SeederMetrics {
   notifications: Counter<'result'>;
   originBytes: Counter;
   trackerCalls: Counter<'call' | 'result'>;
+  metainfoGeneration: Histogram;
+  seededBytes: Counter;
+  seededPieces: Counter;
 }
 
 export function createSeederMetrics(gauges: SeederGauges): SeederMetrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'layerswarm_seeder_process_' });
+  collectProcessMetrics(registry, 'layerswarm_seeder_process_');
   const registers = [registry];
   new Gauge({ name: 'layerswarm_seeder_metainfo_known', help: 'Blobs with persisted metainfo.', registers, collect() { this.set(gauges.metainfoKnown()); } });
   new Gauge({ name: 'layerswarm_seeder_store_bytes', help: 'Bytes of verified blobs in the store.', registers, collect() { this.set(gauges.storeBytes()); } });
@@ -43,6 +47,13 @@ export function createSeederMetrics(gauges: SeederGauges): SeederMetrics {
     }),
     notifications: new Counter({ name: 'layerswarm_seeder_notification_events_total', help: 'Registry notification events by result: preheat, ignored, rejected.', labelNames: ['result'], registers }),
     originBytes: new Counter({ name: 'layerswarm_seeder_origin_bytes_total', help: 'Blob bytes fetched from the origin (verified).', registers }),
+    metainfoGeneration: new Histogram({
+      name: 'layerswarm_seeder_metainfo_generation_seconds',
+      help: 'Successful metainfo productions: fetch from the origin into the store (or a store hit), sha256 of every piece, persist, start seeding, publish to the tracker.',
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300], registers,
+    }),
+    seededBytes: new Counter({ name: 'layerswarm_seeder_seeded_bytes_total', help: 'Piece bytes uploaded to agents over the piece protocol.', registers }),
+    seededPieces: new Counter({ name: 'layerswarm_seeder_seeded_pieces_total', help: 'Pieces uploaded to agents over the piece protocol.', registers }),
     trackerCalls: new Counter({ name: 'layerswarm_seeder_tracker_calls_total', help: 'Calls to the tracker (register, publish) by result (ok or error code).', labelNames: ['call', 'result'], registers }),
   };
 }

@@ -47,6 +47,8 @@ export interface ProducerOptions {
   readonly productionTimeoutMs: number;
   readonly now?: () => number;
   readonly onResult?: (result: ProductionResult) => void;
+  /** A production finished: fetch (or store hit), hash, persist, seed and publish took `durationMs` (metrics). */
+  readonly onProduced?: (durationMs: number) => void;
 }
 
 export class Producer {
@@ -131,7 +133,9 @@ export class Producer {
         log.error({ err }, 'seeding failed');
       }
       await this.#o.publish(metainfo);
-      log.info({ size: metainfo.size, pieces: metainfo.pieceHashes.length, pieceLength: metainfo.pieceLength, source: outcome.source, ms: Math.round(performance.now() - started) }, 'metainfo produced');
+      const ms = performance.now() - started;
+      this.#o.onProduced?.(ms);
+      log.info({ size: metainfo.size, pieces: metainfo.pieceHashes.length, pieceLength: metainfo.pieceLength, source: outcome.source, ms: Math.round(ms) }, 'metainfo produced');
       return metainfo;
     } catch (err) {
       let e = toLayerswarmError(err, 'INTERNAL');

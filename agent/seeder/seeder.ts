@@ -14,6 +14,7 @@ import { parseDigest, type Digest } from '../../shared/digest.ts';
 import { toLayerswarmError } from '../../shared/errors.ts';
 import { componentLogger, type Logger } from '../../shared/logging.ts';
 import type { Metainfo } from '../../shared/swarm/metainfo.ts';
+import type { SwarmEngineEvents } from '../swarm/engine/stats.ts';
 import { TrackerClient } from '../../tracker/client.ts';
 import { isTrackerError } from '../../tracker/errors.ts';
 import { BlobFetcher } from '../blobs/blob-fetcher.ts';
@@ -142,6 +143,13 @@ export async function startSeeder(config: SeederConfig, deps: SeederDependencies
   };
 
   const bandwidth = createNodeBandwidth(config);
+  const seedingEvents: SwarmEngineEvents = {
+    pieceBytes: (direction, _peer, bytes) => {
+      if (direction !== 'up') return;
+      metrics.seededBytes.inc(bytes);
+      metrics.seededPieces.inc();
+    },
+  };
   const fetcher = new BlobFetcher({
     store,
     source: new OriginBlobSource(upstream, { download: bandwidth.download }),
@@ -164,6 +172,7 @@ export async function startSeeder(config: SeederConfig, deps: SeederDependencies
     lifetime: lifetime.signal,
     productionTimeoutMs: config.productionTimeout,
     onResult: (result) => metrics.productions.labels(result).inc(),
+    onProduced: (ms) => metrics.metainfoGeneration.observe(ms / 1000),
   });
   const preheater = config.preheat
     ? new Preheater({
@@ -211,7 +220,7 @@ export async function startSeeder(config: SeederConfig, deps: SeederDependencies
   const seederId = config.seederId ?? seederIdFor(publicHost, port);
 
   try {
-    seeding = deps.seeding ? await deps.seeding({ peerListen: config.peerListen, tracker, seederId, store, dataDir: config.dataDir, logger: componentLogger(deps.logger, 'seeding'), lifetime: lifetime.signal, bandwidth }) : NOOP_SEEDING;
+    seeding = deps.seeding ? await deps.seeding({ peerListen: config.peerListen, tracker, seederId, store, dataDir: config.dataDir, logger: componentLogger(deps.logger, 'seeding'), lifetime: lifetime.signal, bandwidth, events: seedingEvents }) : NOOP_SEEDING;
     seedingReady();
     for (const record of metainfo.all()) {
       const digest = parseDigest(record.metainfo.digest);

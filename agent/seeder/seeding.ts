@@ -19,6 +19,7 @@ import type { Metainfo } from '../../shared/swarm/metainfo.ts';
 import type { TrackerClient } from '../../tracker/client.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import type { NodeBandwidth } from '../bandwidth.ts';
+import type { SwarmEngineEvents } from '../swarm/engine/stats.ts';
 
 export interface Seeding {
   seed(metainfo: Metainfo, blobPath: string): Promise<void>;
@@ -46,6 +47,8 @@ export interface SeedingContext {
   readonly lifetime: AbortSignal;
   /** The seeder's node-wide token buckets (--upload-limit / --download-limit): the piece transport is charged to them. */
   readonly bandwidth?: NodeBandwidth;
+  /** Piece traffic hooks of the seeder's engine (metrics: bytes seeded). */
+  readonly events?: SwarmEngineEvents;
 }
 
 /** Builds the Seeding at start; may listen (resolves once listening). */

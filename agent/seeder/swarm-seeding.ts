@@ -61,6 +61,7 @@ export async function createSwarmSeeding(context: SeedingContext, options: Swarm
     config,
     logger,
     peerId: seederPeerId(context.seederId),
+    ...(context.events === undefined ? {} : { events: context.events }),
   });
   const address = await engine.listen(context.peerListen);
   logger.info({ listen: address, advertise: `${advertise}:${address.port}`, peerId: engine.peerId }, 'piece seeding listening');

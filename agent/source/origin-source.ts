@@ -2,6 +2,7 @@
  * BlobSource that reads blobs from the upstream (origin) registry through the UpstreamClient. With a download bucket
  * (the node's downloadLimit, agent/bandwidth.ts) every body chunk is charged to it as it flows.
  */
+import { Transform, pipeline, type Readable } from 'node:stream';
 import type { TokenBucket } from '../../shared/wire/rate-limit.ts';
 import { throttleBody } from '../bandwidth.ts';
 import type { BlobRequest, BlobSource, BlobStreamResult } from './blob-source.ts';
@@ -18,10 +19,25 @@ export class OriginBlobSource implements BlobSource {
   readonly name = 'origin';
   readonly #upstream: UpstreamClient;
   readonly #download: TokenBucket | undefined;
+  readonly #onBytes: ((bytes: number) => void) | undefined;
 
-  constructor(upstream: UpstreamClient, options: { download?: TokenBucket | undefined } = {}) {
+  /** `onBytes`: body bytes read from the origin, per chunk (metrics; must not throw). */
+  constructor(upstream: UpstreamClient, options: { download?: TokenBucket | undefined; onBytes?: (bytes: number) => void } = {}) {
     this.#upstream = upstream;
     this.#download = options.download;
+    this.#onBytes = options.onBytes;
+  }
+
+  #counted(body: Readable): Readable {
+    const onBytes = this.#onBytes;
+    if (onBytes === undefined) return body;
+    const counter = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        onBytes(chunk.byteLength);
+        callback(null, chunk);
+      },
+    });
+    return pipeline(body, counter, () => undefined);
   }
 
   async open(request: BlobRequest, offset: number, signal: AbortSignal): Promise<BlobStreamResult> {
@@ -30,7 +46,7 @@ export class OriginBlobSource implements BlobSource {
       offset,
       signal,
     });
-    const body = throttleBody(result.body, this.#download, signal);
+    const body = this.#counted(throttleBody(result.body, this.#download, signal));
     return { body, ...(result.size !== undefined ? { size: result.size } : {}) };
   }
 
@@ -42,7 +58,7 @@ export class OriginBlobSource implements BlobSource {
       end,
       signal,
     });
-    const body = throttleBody(result.body, this.#download, signal);
+    const body = this.#counted(throttleBody(result.body, this.#download, signal));
     return { body, partial: result.range !== undefined, ...(result.size !== undefined ? { size: result.size } : {}) };
   }
 }

@@ -36,6 +36,8 @@ export interface FsBlobStoreOptions {
   readonly now?: () => number;
   /** Called after every change of usage (commit, eviction, delete), e.g. to update a cache-size gauge. */
   readonly onChange?: (usage: StoreUsage) => void;
+  /** Called once per blob evicted to make room (metrics). Must not throw. */
+  readonly onEvict?: (size: number) => void;
 }
 
 /** Read streams move 1 MiB per chunk: disk-speed serving without many small reads. */
@@ -76,6 +78,7 @@ export class FsBlobStore implements BlobStore {
   readonly #log: Logger;
   readonly #now: () => number;
   readonly #onChange: ((usage: StoreUsage) => void) | undefined;
+  readonly #onEvict: ((size: number) => void) | undefined;
   readonly #writers = new Set<VerifyingWriter>();
   /** Tail of the serialized file operations, per digest hex. */
   readonly #locks = new Map<string, Promise<void>>();
@@ -93,6 +96,7 @@ export class FsBlobStore implements BlobStore {
     this.#index = new LruIndex({ capBytes: options.capBytes, now: this.#now });
     this.#log = options.logger ?? silentLogger();
     this.#onChange = options.onChange;
+    this.#onEvict = options.onEvict;
     this.#host = {
       log: this.#log,
       reserve: (digest, total, more) => this.#reserve(digest, total, more),
@@ -290,6 +294,7 @@ export class FsBlobStore implements BlobStore {
   }
 
   async #evicted(hex: string, size: number, lastUse: number): Promise<void> {
+    this.#onEvict?.(size);
     this.#log.info({ digest: `sha256:${hex}`, size, lastUse: new Date(lastUse).toISOString() }, 'evicted blob (least recently used)');
     await this.#unlinkBlob(hex);
   }

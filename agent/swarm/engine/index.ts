@@ -5,4 +5,4 @@ export { formatAddress, parseAddress, trackerAnnounce, type Announce, type Annou
 export { newPeerId, peerIdFromBytes, peerIdToBytes } from './peer-id.ts';
 export { PieceFile } from './piece-file.ts';
 export { blobStoreSource, completeFileSource, type PieceSource } from './piece-source.ts';
-export type { PeerKind, PeerTraffic, SwarmEngineEvents, TorrentStats } from './stats.ts';
+export type { PeerKind, PeerRole, PeerTraffic, SwarmEngineEvents, TorrentStats } from './stats.ts';

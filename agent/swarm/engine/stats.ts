@@ -68,13 +68,20 @@ export class TrafficTable {
  */
 export type PeerKind = 'seeder' | 'agent';
 
+/**
+ * What a peer is, by the tracker's handout: 'seeder' when the tracker handed it out with `seeder: true` (it announced
+ * as the seeder role), else 'peer' (another agent, complete or not, or a peer that dialled us and was never handed out).
+ */
+export type PeerRole = 'seeder' | 'peer';
+
 /** Engine-wide traffic hooks (metrics). Called once per piece, connection or ban, never per byte. */
 export interface SwarmEngineEvents {
   /**
    * Piece bytes moved. 'down': a verified piece, credited to the first peer that delivered it (endgame duplicates
    * and bad pieces are not counted, so a download's down bytes add up to the blob's size); 'up': a piece sent.
+   * `role`: the seeder role or another peer, by the tracker's handout (see PeerRole).
    */
-  pieceBytes?(direction: 'down' | 'up', peer: PeerKind, bytes: number): void;
+  pieceBytes?(direction: 'down' | 'up', peer: PeerKind, bytes: number, role: PeerRole): void;
   /** A received piece failed verification. */
   badPiece?(): void;
   /** A peer was closed and blacklisted for sending a bad piece. */

@@ -30,7 +30,7 @@ import { PeerLinks } from './peer-links.ts';
 import type { PieceFile } from './piece-file.ts';
 import type { PieceSource } from './piece-source.ts';
 import type { TorrentHost, TorrentInit } from './torrent-host.ts';
-import { TrafficTable, type TorrentStats } from './stats.ts';
+import { TrafficTable, type PeerRole, type TorrentStats } from './stats.ts';
 import { verifyPiece } from './verify.ts';
 
 /**
@@ -52,6 +52,8 @@ export class Torrent {
   readonly #scheduler: Scheduler;
   readonly #links: PeerLinks;
   readonly #traffic = new TrafficTable();
+  /** Peers the tracker handed out as the seeder role (metrics: events.pieceBytes' role). */
+  readonly #seederIds = new Set<string>();
   /** Pieces whose bytes were credited to a peer (events.pieceBytes 'down'): each piece once. */
   readonly #credited: Bitfield;
   readonly #lifetime = new AbortController();
@@ -91,7 +93,10 @@ export class Torrent {
         const have = this.#scheduler.stats().have;
         return { digest: this.digest, peerId: host.selfId, port: host.listenPort(), complete: have === this.meta.pieceHashes.length, pieces: have, reason, seeding: this.role === 'seed' };
       },
-      onPeers: (peers) => this.#feed({ type: 'peersDiscovered', peers }),
+      onPeers: (peers) => {
+        for (const p of peers) if (p.seeder === true) this.#seederIds.add(p.peerId);
+        this.#feed({ type: 'peersDiscovered', peers });
+      },
     });
     this.#handler = { onMessage: (conn, r) => this.#onMessage(conn, r), onEnded: (conn, err) => this.#onEnded(conn, err) };
   }
@@ -357,7 +362,7 @@ export class Torrent {
       return;
     }
     traffic.piecesDown++;
-    if (this.#credited.set(piece)) this.#host.events?.pieceBytes?.('down', conn.kind, length);
+    if (this.#credited.set(piece)) this.#host.events?.pieceBytes?.('down', conn.kind, length, this.#roleOf(conn.peerId));
     if (this.#file !== undefined && !this.#file.have.has(piece)) {
       try {
         await this.#file.writePiece(piece, payload, withTimeout(this.#lifetime.signal, this.#host.config.fileTimeoutMs));
@@ -369,6 +374,10 @@ export class Torrent {
     this.#feed({ type: 'pieceVerified', piece });
   }
 
+  #roleOf(peerId: string): PeerRole {
+    return this.#seederIds.has(peerId) ? 'seeder' : 'peer';
+  }
+
   async #upload(conn: PeerConn, piece: number): Promise<void> {
     const signal = withTimeout(this.#lifetime.signal, this.#host.config.uploadTimeoutMs);
     try {
@@ -378,7 +387,7 @@ export class Torrent {
       const traffic = this.#traffic.of(conn.peerId);
       traffic.bytesUp += bytes.byteLength;
       traffic.piecesUp++;
-      this.#host.events?.pieceBytes?.('up', conn.kind, bytes.byteLength);
+      this.#host.events?.pieceBytes?.('up', conn.kind, bytes.byteLength, this.#roleOf(conn.peerId));
     } catch (err) {
       if (!conn.closed && !this.closed) {
         this.#log.debug({ err, peer: conn.peerId, piece }, 'upload failed, closing the connection');

@@ -18,6 +18,8 @@ export interface DiscoveredPeer {
   readonly address: PeerAddress;
   /** The tracker says this peer has the whole blob (seeder / origin). Optional hint only. */
   readonly complete?: boolean;
+  /** The tracker says this peer is the seeder role (not an agent). Metrics only. */
+  readonly seeder?: boolean;
 }
 
 /** Why we closed a connection (stable strings, for logs and metrics). */
