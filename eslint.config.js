@@ -32,4 +32,14 @@ export default tseslint.config(
     files: ['**/*.mjs', '**/*.js'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } },
   },
+  {
+    // The tracker's dashboard: plain browser ES modules.
+    files: ['tracker/dashboard/**/*.js'],
+    languageOptions: {
+      globals: {
+        document: 'readonly', window: 'readonly', fetch: 'readonly', AbortSignal: 'readonly', Node: 'readonly',
+        setInterval: 'readonly', clearInterval: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly',
+      },
+    },
+  },
 );

@@ -19,6 +19,10 @@ export interface AnnounceBody {
   zone?: string;
   /** Set by seeders. */
   seeder?: boolean;
+  /** Bytes of this blob uploaded to peers since the peer's torrent started (the tracker derives rates). */
+  uploaded?: number;
+  /** Bytes of this blob downloaded from peers since the peer's torrent started. */
+  downloaded?: number;
 }
 
 export const announceSchema = {
@@ -35,6 +39,8 @@ export const announceSchema = {
       pieces: { type: 'integer', minimum: 0, maximum: 65536 },
       zone: { type: 'string', pattern: ZONE_PATTERN },
       seeder: { type: 'boolean' },
+      uploaded: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
+      downloaded: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
     },
   },
 } as const;
@@ -94,5 +100,74 @@ export const swarmsSchema = {
   querystring: {
     type: 'object',
     properties: { limit: { type: 'string', pattern: '^[0-9]{1,5}$' } },
+  },
+} as const;
+
+export const swarmDetailSchema = {
+  params: {
+    type: 'object',
+    required: ['digest'],
+    properties: { digest: { type: 'string', maxLength: 200 } },
+  },
+} as const;
+
+export const SWARM_EVENT_KINDS = ['fallback', 'bad_piece', 'peer_banned'] as const;
+export type SwarmEventKind = (typeof SWARM_EVENT_KINDS)[number];
+
+/** POST /v1/events: what an agent reports since its last report (swarm-health dashboard and `layerswarm status`). */
+export interface EventsBody {
+  /** The reporting agent's peer id. */
+  peerId: string;
+  zone?: string;
+  events?: Array<{ kind: SwarmEventKind; digest?: string; reason?: string; at?: number }>;
+  /** Bytes of swarm-eligible blobs committed since the last report, by where they came from. */
+  bytes?: { peers: number; origin: number };
+}
+
+export const MAX_EVENTS_PER_POST = 100;
+
+export const postEventsSchema = {
+  body: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['peerId'],
+    properties: {
+      peerId: { type: 'string', pattern: PEER_ID_PATTERN },
+      zone: { type: 'string', pattern: ZONE_PATTERN },
+      events: {
+        type: 'array',
+        maxItems: MAX_EVENTS_PER_POST,
+        items: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['kind'],
+          properties: {
+            kind: { type: 'string', enum: SWARM_EVENT_KINDS },
+            digest: { type: 'string', pattern: '^sha256:[a-f0-9]{64}$' },
+            reason: { type: 'string', pattern: '^[a-z_]{1,40}$' },
+            at: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
+          },
+        },
+      },
+      bytes: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['peers', 'origin'],
+        properties: {
+          peers: { type: 'integer', minimum: 0, maximum: 2 ** 50 },
+          origin: { type: 'integer', minimum: 0, maximum: 2 ** 50 },
+        },
+      },
+    },
+  },
+} as const;
+
+export const getEventsSchema = {
+  querystring: {
+    type: 'object',
+    properties: {
+      since: { type: 'string', pattern: '^[0-9]{1,15}$' },
+      limit: { type: 'string', pattern: '^[0-9]{1,4}$' },
+    },
   },
 } as const;

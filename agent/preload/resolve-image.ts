@@ -5,7 +5,7 @@
  * each passes its own way of reading a manifest (the seeder's upstream client, the agent's own manifest route).
  */
 import { sha256Digest } from '../../shared/digest.ts';
-import { isLayerswarmError, LayerswarmError } from '../../shared/errors.ts';
+import { isAbortError, isLayerswarmError, LayerswarmError } from '../../shared/errors.ts';
 import { blobsOfManifest, IMAGE_MANIFEST_TYPES, INDEX_TYPES } from '../seeder/notifications.ts';
 import { formatImageReference, type ImageReference } from './image-ref.ts';
 
@@ -78,8 +78,20 @@ function verify(fetched: FetchedManifest, expected: string | undefined, what: st
   return actual;
 }
 
-/** Throws MANIFEST_UNKNOWN (unknown image or platform), MANIFEST_INVALID, DIGEST_MISMATCH, or the reader's errors. */
+/**
+ * Throws MANIFEST_UNKNOWN (unknown image or platform), MANIFEST_INVALID, DIGEST_MISMATCH, UPSTREAM_TIMEOUT (`signal`
+ * aborted: it is the resolution's deadline), or the reader's errors.
+ */
 export async function resolveImage(read: ManifestReader, ref: ImageReference, platform: string | undefined, signal: AbortSignal): Promise<ResolvedImage> {
+  try {
+    return await resolve(read, ref, platform, signal);
+  } catch (err) {
+    if (signal.aborted && isAbortError(err)) throw new LayerswarmError('UPSTREAM_TIMEOUT', `resolving image ${formatImageReference(ref)} took too long`, { cause: err });
+    throw err;
+  }
+}
+
+async function resolve(read: ManifestReader, ref: ImageReference, platform: string | undefined, signal: AbortSignal): Promise<ResolvedImage> {
   const name = formatImageReference(ref);
   let top: FetchedManifest;
   try {

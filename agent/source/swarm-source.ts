@@ -99,7 +99,8 @@ export interface SwarmBlobSourceOptions {
   logger: Logger;
   /** Aborted when the agent shuts down. */
   lifetime: AbortSignal;
-  onFallback?: (reason: SwarmFallbackReason) => void;
+  /** A swarm download was not possible (`digest` came from the origin instead, or in part). */
+  onFallback?: (reason: SwarmFallbackReason, digest: string) => void;
   /** Bytes of swarm-eligible blobs committed, by where they came from (a repaired blob counts its part of each). */
   onBytes?: (source: 'peers' | 'origin', bytes: number) => void;
   now?: () => number;
@@ -171,7 +172,7 @@ export class SwarmBlobSource implements BlobSource {
     try {
       fh = await openFile(downloaded.path, 'r');
     } catch (err) {
-      this.#fallback('swarm_error', log, err);
+      this.#fallback('swarm_error', meta.digest, log, err);
       return origin.open(request, 0, signal);
     }
     pending.via = 'peers';
@@ -292,11 +293,11 @@ export class SwarmBlobSource implements BlobSource {
     } catch (err) {
       if (signal.aborted) throw err;
       const unreachable = isTrackerError(err, 'TRACKER_UNAVAILABLE') || isTrackerError(err, 'SHUTTING_DOWN');
-      this.#fallback(unreachable ? 'tracker_unreachable' : 'no_metainfo', log, err);
+      this.#fallback(unreachable ? 'tracker_unreachable' : 'no_metainfo', request.digest.value, log, err);
       return undefined;
     }
     if (meta.size !== size) {
-      this.#fallback('swarm_error', log, new LayerswarmError('SIZE_MISMATCH', `tracker metainfo says ${meta.size} bytes, the origin ${size}`));
+      this.#fallback('swarm_error', request.digest.value, log, new LayerswarmError('SIZE_MISMATCH', `tracker metainfo says ${meta.size} bytes, the origin ${size}`));
       return undefined;
     }
     return meta;
@@ -335,7 +336,7 @@ export class SwarmBlobSource implements BlobSource {
     } catch (err) {
       if (signal.aborted) throw err;
       const reason: SwarmFallbackReason = stall.signal.aborted && isAbortError(err) ? stallReason : 'swarm_error';
-      this.#fallback(reason, log, stall.signal.aborted ? stall.signal.reason : err, { have: Math.max(have, 0), pieces: meta.pieceHashes.length });
+      this.#fallback(reason, meta.digest, log, stall.signal.aborted ? stall.signal.reason : err, { have: Math.max(have, 0), pieces: meta.pieceHashes.length });
       // The engine stops a download nobody waits for (keeping its file for #fromOrigin with originRange); make sure
       // no torrent stays behind.
       await engine.stopSeeding(meta.digest).catch(() => undefined);
@@ -383,8 +384,8 @@ export class SwarmBlobSource implements BlobSource {
     }
   }
 
-  #fallback(reason: SwarmFallbackReason, log: Logger, err: unknown, extra: Record<string, unknown> = {}): void {
-    this.#o.onFallback?.(reason);
+  #fallback(reason: SwarmFallbackReason, digest: string, log: Logger, err: unknown, extra: Record<string, unknown> = {}): void {
+    this.#o.onFallback?.(reason, digest);
     log.warn({ reason, err: toLayerswarmError(err), ...extra }, 'swarm download not possible; fetching from the origin');
   }
 }

@@ -64,7 +64,9 @@ describe('TrackerClient', () => {
     assert.deepEqual(await client.getMetainfo({ digest: other.digest, repository: '' }), other, 'known: no repository needed');
     const { swarms, totals } = await client.swarms();
     assert.equal(totals.seeders, 1);
-    assert.deepEqual(swarms[0], { digest: DIGEST, seeders: 0, complete: 1, leechers: 2, size: META.size, bytes: META.size });
+    const s = swarms[0];
+    assert.deepEqual(s && { digest: s.digest, seeders: s.seeders, complete: s.complete, leechers: s.leechers, size: s.size, bytes: s.bytes, repository: s.repository },
+      { digest: DIGEST, seeders: 0, complete: 1, leechers: 2, size: META.size, bytes: META.size, repository: 'library/app' });
   });
 
   test('transport failures: unavailable, timeout, abort', async () => {

@@ -93,8 +93,8 @@ describe('peer store', () => {
     s.announce(digest(1), peer(4));
     s.announce(digest(2), peer(5));
     assert.deepEqual(s.summaries(10), [
-      { digest: digest(1), seeders: 1, complete: 1, leechers: 2 },
-      { digest: digest(2), seeders: 0, complete: 0, leechers: 1 },
+      { digest: digest(1), seeders: 1, complete: 1, leechers: 2, piecesHeld: 0, upRate: 0, downRate: 0 },
+      { digest: digest(2), seeders: 0, complete: 0, leechers: 1, piecesHeld: 0, upRate: 0, downRate: 0 },
     ]);
     assert.equal(s.summaries(1).length, 1);
     assert.ok(s.remove(digest(2), peer(5).peerId));
