@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { componentLogger, type Logger } from '../shared/logging.ts';
 import { TcpTransport } from '../shared/wire/tcp-transport.ts';
 import { TrackerClient } from '../tracker/client.ts';
+import { EventReporter } from '../tracker/event-reporter.ts';
 import { peerAdvertiseAddress, type AgentConfig } from './config.ts';
 import { FsBlobStore } from './store/fs-store.ts';
 import { ManifestCache } from './manifests/manifest-cache.ts';
@@ -22,7 +23,7 @@ import { SeedMetaStore } from './swarm/seed-meta-store.ts';
 import { BlobFetcher } from './blobs/blob-fetcher.ts';
 import { AccessChecker } from './access/access-checker.ts';
 import { Prefetcher } from './blobs/prefetcher.ts';
-import { BLOB_BYTE_SOURCES, createAgentMetrics, type AgentMetrics } from './metrics.ts';
+import { createAgentMetrics } from './metrics.ts';
 import { createNodeBandwidth, limitTransport, type BandwidthClock, type NodeBandwidth } from './bandwidth.ts';
 import { buildRegistryServer } from './registry/server.ts';
 
@@ -57,15 +58,9 @@ export async function startAgent(config: AgentConfig, deps: AgentDependencies): 
   let ready = false;
 
   let swarmSource: SwarmBlobSource | undefined;
-  // The metrics are created below (their gauges read the store); evictions before that are not counted.
-  const late: { metrics?: AgentMetrics } = {};
   const store = new FsBlobStore({
     dir: config.dataDir, capBytes: config.storeMaxBytes, logger: componentLogger(deps.logger, 'store'),
     onChange: () => swarmSource?.storeChanged(),
-    onEvict: (size) => {
-      late.metrics?.storeEvictions.inc();
-      late.metrics?.storeEvictedBytes.inc(size);
-    },
   });
   await store.init(lifetime.signal);
   const manifests = new ManifestCache({ dir: join(config.dataDir, 'manifests-cache'), maxManifests: config.maxManifests, logger: componentLogger(deps.logger, 'manifests'), now });
@@ -80,10 +75,6 @@ export async function startAgent(config: AgentConfig, deps: AgentDependencies): 
     },
     connections: () => swarmEngine?.connectionCount ?? 0,
   });
-  late.metrics = metrics;
-  for (const source of BLOB_BYTE_SOURCES) metrics.blobBytes.labels(source).inc(0);
-  metrics.storeEvictions.inc(0);
-  metrics.storeEvictedBytes.inc(0);
   const dockerCredentials = config.dockerConfig ? await loadDockerConfigCredentials(config.dockerConfig) : undefined;
   const resolver = new UpstreamResolver({
     origin: config.origin,
@@ -104,33 +95,22 @@ export async function startAgent(config: AgentConfig, deps: AgentDependencies): 
   });
   // One upload and one download bucket per agent (not per process: tests and benchmarks run many agents in one).
   const bandwidth = createNodeBandwidth(config, deps.bandwidthClock);
-  const originBytes = metrics.blobBytes.labels('origin');
-  const origin = new OriginBlobSource(upstream, { download: bandwidth.download, onBytes: (n) => originBytes.inc(n) });
-  const piecesVerified = metrics.swarmPieces.labels('verified');
-  const piecesFailed = metrics.swarmPieces.labels('failed');
+  const origin = new OriginBlobSource(upstream, { download: bandwidth.download });
+  // Swarm events and committed bytes reported to the tracker (its dashboard and `layerswarm status`).
+  let reporter: EventReporter | undefined;
   const swarmEvents: SwarmEngineEvents = {
-    pieceBytes: (direction, peer, bytes, role) => {
-      metrics.swarmPieceBytes.labels(direction, peer).inc(bytes);
-      if (direction === 'down') {
-        piecesVerified.inc();
-        metrics.blobBytes.labels(role).inc(bytes);
-      }
-    },
-    badPiece: () => {
-      metrics.swarmBadPieces.inc();
-      piecesFailed.inc();
-    },
+    pieceBytes: (direction, peer, bytes) => metrics.swarmPieceBytes.labels(direction, peer).inc(bytes),
+    badPiece: () => metrics.swarmBadPieces.inc(),
     peerBanned: () => metrics.swarmPeersBanned.inc(),
   };
-  const swarm = config.tracker === undefined ? undefined : await startSwarm(config, config.tracker, deps.logger, swarmEvents, bandwidth);
+  const swarm = config.tracker === undefined ? undefined : await startSwarm(config, config.tracker, deps.logger, reportingEvents(swarmEvents, () => reporter), bandwidth);
   if (swarm !== undefined) {
     swarmEngine = swarm.engine;
+    reporter = new EventReporter({ client: swarm.tracker, peerId: swarm.engine.peerId, zone: config.zone, logger: componentLogger(deps.logger, 'swarm-events') });
     for (const reason of SWARM_FALLBACK_REASONS) metrics.swarmFallbacks.labels(reason).inc(0);
     for (const direction of ['down', 'up']) for (const peer of ['seeder', 'agent']) metrics.swarmPieceBytes.labels(direction, peer).inc(0);
     metrics.swarmBadPieces.inc(0);
     metrics.swarmPeersBanned.inc(0);
-    piecesVerified.inc(0);
-    piecesFailed.inc(0);
     swarmSource = new SwarmBlobSource({
       origin, upstream, store,
       metaStore: new SeedMetaStore({ dir: join(config.dataDir, 'swarm', 'meta'), logger: componentLogger(deps.logger, 'swarm-meta'), now }),
@@ -146,8 +126,14 @@ export async function startAgent(config: AgentConfig, deps: AgentDependencies): 
       logger: componentLogger(deps.logger, 'swarm-source'),
       lifetime: lifetime.signal,
       now,
-      onFallback: (reason) => metrics.swarmFallbacks.labels(reason).inc(),
-      onBytes: (from, bytes) => metrics.swarmBytes.labels(from).inc(bytes),
+      onFallback: (reason, digest) => {
+        metrics.swarmFallbacks.labels(reason).inc();
+        reporter?.event('fallback', digest, reason);
+      },
+      onBytes: (from, bytes) => {
+        metrics.swarmBytes.labels(from).inc(bytes);
+        reporter?.bytes(from, bytes);
+      },
     });
   }
   const base: BlobSource = swarmSource ?? origin;
@@ -158,10 +144,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDependencies): 
     logger: componentLogger(deps.logger, 'fetcher'),
     attempts: config.fetchAttempts,
     lifetime: lifetime.signal,
-    onFetched: (e) => {
-      metrics.blobFetches.labels(e.source, e.ok ? 'ok' : (e.code ?? 'error')).inc();
-      if (e.ok) metrics.blobFetchDuration.labels(e.source).observe(e.durationMs / 1000);
-    },
+    onFetched: (e) => metrics.blobFetches.labels(e.source, e.ok ? 'ok' : (e.code ?? 'error')).inc(),
   });
   const access = new AccessChecker({
     upstream,
@@ -233,6 +216,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDependencies): 
         await resumed;
         // Partial downloads are kept: the same digest resumes from its verified pieces after a restart.
         await swarm?.engine.close().catch((err: unknown) => logger.warn({ err }, 'swarm engine close failed'));
+        await reporter?.close();
         await swarm?.tracker.close();
         await upstream.close();
         await store.close();
@@ -257,11 +241,18 @@ async function startSwarm(config: AgentConfig, trackerUrl: string, rootLogger: L
   const engineConfig = swarmEngineConfig();
   const dataDir = join(config.dataDir, 'swarm');
   await mkdir(dataDir, { recursive: true });
+  const engineRef: { current?: SwarmEngine } = {};
+  // Byte counters per torrent ride on every announce: the tracker derives each peer's rates from them.
+  const traffic = (digest: string): { uploaded: number; downloaded: number } | undefined => {
+    const t = engineRef.current?.torrentStats(digest);
+    return t && { uploaded: t.bytesUp, downloaded: t.bytesDown };
+  };
   const engine = new SwarmEngine({
     transport: limitTransport(new TcpTransport(), bandwidth),
-    announce: trackerAnnounce(tracker, { address: advertise, ...(config.zone === undefined ? {} : { zone: config.zone }) }),
+    announce: trackerAnnounce(tracker, { address: advertise, traffic, ...(config.zone === undefined ? {} : { zone: config.zone }) }),
     dataDir, config: engineConfig, logger: rootLogger, events,
   });
+  engineRef.current = engine;
   try {
     await engine.listen(config.peerListen);
   } catch (err) {
@@ -269,4 +260,19 @@ async function startSwarm(config: AgentConfig, trackerUrl: string, rootLogger: L
     throw err;
   }
   return { tracker, engine, advertise, maxTorrents: engineConfig.maxTorrents };
+}
+
+/** The engine's hooks, also reported to the tracker as swarm events. */
+function reportingEvents(events: SwarmEngineEvents, reporter: () => EventReporter | undefined): SwarmEngineEvents {
+  return {
+    ...events,
+    badPiece: () => {
+      events.badPiece?.();
+      reporter()?.event('bad_piece');
+    },
+    peerBanned: () => {
+      events.peerBanned?.();
+      reporter()?.event('peer_banned');
+    },
+  };
 }

@@ -9,7 +9,10 @@ import { isIP } from 'node:net';
 import { Agent, request, type Dispatcher } from 'undici';
 import { parseMetainfo, type Metainfo } from '../shared/swarm/metainfo.ts';
 import { isTrackerErrorCode, TrackerError } from './errors.ts';
-import type { AnnounceBody } from './schemas.ts';
+import type { SwarmEvent } from './event-log.ts';
+import type { OffloadReport } from './offload-series.ts';
+import type { AnnounceBody, EventsBody, SwarmEventKind } from './schemas.ts';
+import type { SwarmDetailView, SwarmView } from './swarm-views.ts';
 import { MAX_METAINFO_BYTES, readLimited } from './metainfo-registry.ts';
 
 export type AnnounceRequest = AnnounceBody;
@@ -19,8 +22,6 @@ export interface HandedOutPeer {
   address: string;
   port: number;
   complete: boolean;
-  /** The seeder role (announced with seeder: true); absent for agents. */
-  seeder?: true;
 }
 
 export interface AnnounceResult {
@@ -36,13 +37,32 @@ export interface MetainfoLookup {
   registry?: string;
 }
 
-export interface SwarmInfo {
-  digest: string;
+export type SwarmInfo = SwarmView;
+
+export interface SwarmTotals {
+  swarms: number;
+  peers: number;
   seeders: number;
-  complete: number;
-  leechers: number;
-  size: number | null;
-  bytes: number | null;
+  upRate: number;
+  downRate: number;
+  /** Origin offload over the tracker's window (null: nothing committed yet). */
+  offloadRatio: number | null;
+  events: Record<SwarmEventKind, number>;
+}
+
+export interface SwarmList {
+  swarms: SwarmInfo[];
+  totals: SwarmTotals;
+  /** The tracker's clock when it answered. */
+  at: number;
+}
+
+export interface EventList {
+  events: SwarmEvent[];
+  lastId: number;
+  dropped: number;
+  counts: Record<SwarmEventKind, number>;
+  at: number;
 }
 
 export interface TrackerClientOptions {
@@ -116,9 +136,32 @@ export class TrackerClient {
     return { digest: String(r?.digest ?? meta.digest), created: r?.created === true };
   }
 
-  async swarms(signal?: AbortSignal): Promise<{ swarms: SwarmInfo[]; totals: { swarms: number; peers: number; seeders: number } }> {
-    const raw = await this.#call('GET', '/v1/swarms', undefined, this.#timeoutMs, 16 * MAX_ANSWER_BYTES, signal);
-    return raw as { swarms: SwarmInfo[]; totals: { swarms: number; peers: number; seeders: number } };
+  async swarms(signal?: AbortSignal, limit = 1000): Promise<SwarmList> {
+    const raw = await this.#call('GET', `/v1/swarms?limit=${limit}`, undefined, this.#timeoutMs, 16 * MAX_ANSWER_BYTES, signal);
+    return expectObject<SwarmList>(raw, 'swarms', ['swarms', 'totals']);
+  }
+
+  /** One swarm's peers and availability; NOT_FOUND when nobody is in it. */
+  async swarm(digest: string, signal?: AbortSignal, limit = 500): Promise<SwarmDetailView & { at: number }> {
+    const raw = await this.#call('GET', `/v1/swarms/${encodeURIComponent(digest)}?limit=${limit}`, undefined, this.#timeoutMs, 16 * MAX_ANSWER_BYTES, signal);
+    return expectObject<SwarmDetailView & { at: number }>(raw, 'swarm', ['peerList', 'availability']);
+  }
+
+  async events(since = 0, signal?: AbortSignal, limit = 100): Promise<EventList> {
+    const raw = await this.#call('GET', `/v1/events?since=${since}&limit=${limit}`, undefined, this.#timeoutMs, 4 * MAX_ANSWER_BYTES, signal);
+    return expectObject<EventList>(raw, 'events', ['events', 'counts']);
+  }
+
+  async offload(signal?: AbortSignal): Promise<OffloadReport & { at: number }> {
+    const raw = await this.#call('GET', '/v1/offload', undefined, this.#timeoutMs, MAX_ANSWER_BYTES, signal);
+    return expectObject<OffloadReport & { at: number }>(raw, 'offload', ['points', 'window']);
+  }
+
+  /** Agents: report swarm events and committed bytes (POST /v1/events). */
+  async postEvents(body: EventsBody, signal?: AbortSignal): Promise<{ accepted: number; dropped: number }> {
+    const raw = await this.#call('POST', '/v1/events', body, this.#timeoutMs, MAX_ANSWER_BYTES, signal);
+    const r = raw as Record<string, unknown> | null;
+    return { accepted: Number(r?.accepted ?? 0), dropped: Number(r?.dropped ?? 0) };
   }
 
   async close(): Promise<void> {
@@ -166,6 +209,13 @@ function errorFromAnswer(what: string, status: number, json: unknown): TrackerEr
   return new TrackerError(code, `${what}: ${message}`, { status, detail: first?.detail });
 }
 
+/** A monitoring answer: an object with the given keys (its contents are shown, never acted upon). */
+function expectObject<T>(raw: unknown, what: string, keys: readonly string[]): T {
+  const r = raw as Record<string, unknown> | null;
+  if (typeof r !== 'object' || r === null || keys.some((k) => !(k in r))) throw new TrackerError('TRACKER_ERROR', `malformed ${what} answer: expected ${keys.join(', ')}`);
+  return r as T;
+}
+
 /** Validate an announce answer: the peer list is untrusted input. */
 export function parseAnnounceAnswer(raw: unknown): AnnounceResult {
   const bad = (why: string): TrackerError => new TrackerError('TRACKER_ERROR', `malformed announce answer: ${why}`);
@@ -178,7 +228,7 @@ export function parseAnnounceAnswer(raw: unknown): AnnounceResult {
     if (typeof q?.peerId !== 'string' || !PEER_ID.test(q.peerId)) throw bad('peerId');
     if (typeof q.address !== 'string' || isIP(q.address) === 0) throw bad('address');
     if (typeof q.port !== 'number' || !Number.isInteger(q.port) || q.port < 1 || q.port > 65535) throw bad('port');
-    return { peerId: q.peerId, address: q.address, port: q.port, complete: q.complete === true, ...(q.seeder === true ? { seeder: true as const } : {}) };
+    return { peerId: q.peerId, address: q.address, port: q.port, complete: q.complete === true };
   });
   return { peers, intervalMs: r.interval * 1000 };
 }

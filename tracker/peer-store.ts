@@ -24,9 +24,28 @@ export interface PeerStoreOptions {
   readonly now: () => number;
 }
 
+/** Optional byte counters an announce carries (since the peer's torrent started). */
+export interface PeerTrafficCounters {
+  readonly uploaded?: number | undefined;
+  readonly downloaded?: number | undefined;
+}
+
 export interface StoredPeer extends Peer {
   readonly lastSeen: number;
+  /** When the peer first announced into this swarm. */
+  readonly firstSeen: number;
+  /** Counters as last announced (0 when the peer does not send them). */
+  readonly uploaded: number;
+  readonly downloaded: number;
+  /** Bytes per second, from the counters of announces at least RATE_MIN_SPAN_MS apart. */
+  readonly upRate: number;
+  readonly downRate: number;
+  /** The announce the next rate is measured from. */
+  readonly rateBase: { readonly at: number; readonly uploaded: number; readonly downloaded: number };
 }
+
+/** Announces closer together than this (event announces) do not start a new rate measurement. */
+export const RATE_MIN_SPAN_MS = 1000;
 
 interface Swarm {
   readonly digest: string;
@@ -41,6 +60,11 @@ export interface SwarmSummary {
   readonly complete: number;
   /** Peers still downloading. */
   readonly leechers: number;
+  /** Pieces held, summed over the peers that are not seeders (with the piece count: the swarm's progress). */
+  readonly piecesHeld: number;
+  /** Bytes per second over the swarm's peers. */
+  readonly upRate: number;
+  readonly downRate: number;
 }
 
 export interface AnnounceOutcome {
@@ -72,7 +96,7 @@ export class PeerStore {
    * Record an announce and return the swarm's live peers. Throws TRACKER_FULL when a new swarm would exceed
    * maxSwarms; a new peer beyond maxPeersPerSwarm or maxPeers is answered without being recorded.
    */
-  announce(digest: string, peer: Peer): AnnounceOutcome {
+  announce(digest: string, peer: Peer, traffic: PeerTrafficCounters = {}): AnnounceOutcome {
     const now = this.#options.now();
     let swarm = this.#swarms.get(digest);
     if (swarm) this.#pruneSwarm(swarm, now);
@@ -97,7 +121,7 @@ export class PeerStore {
     swarm.lastAnnounce = now;
     if (existing) swarm.peers.delete(peer.peerId);
     else this.#peerCount++;
-    swarm.peers.set(peer.peerId, { ...peer, lastSeen: now });
+    swarm.peers.set(peer.peerId, withTraffic(peer, existing, traffic, now));
     return { peers: [...swarm.peers.values()], recorded: true };
   }
 
@@ -128,21 +152,6 @@ export class PeerStore {
     return before - this.#peerCount;
   }
 
-  /** Live (unexpired) peers over all swarms by state; one pass, no pruning (metrics). */
-  stateCounts(): { seeder: number; complete: number; leecher: number } {
-    const now = this.#options.now();
-    const out = { seeder: 0, complete: 0, leecher: 0 };
-    for (const swarm of this.#swarms.values()) {
-      for (const peer of swarm.peers.values()) {
-        if (this.#expired(peer.lastSeen, now)) continue;
-        if (peer.seeder) out.seeder++;
-        else if (peer.complete) out.complete++;
-        else out.leecher++;
-      }
-    }
-    return out;
-  }
-
   /** Per-swarm counts, largest swarms first, at most `limit`. */
   summaries(limit: number): SwarmSummary[] {
     this.prune();
@@ -150,14 +159,39 @@ export class PeerStore {
     for (const swarm of this.#swarms.values()) {
       let seeders = 0;
       let complete = 0;
+      let piecesHeld = 0;
+      let upRate = 0;
+      let downRate = 0;
       for (const peer of swarm.peers.values()) {
         if (peer.seeder) seeders++;
         else if (peer.complete) complete++;
+        if (!peer.seeder) piecesHeld += peer.pieces;
+        upRate += peer.upRate;
+        downRate += peer.downRate;
       }
-      out.push({ digest: swarm.digest, seeders, complete, leechers: swarm.peers.size - seeders - complete });
+      out.push({ digest: swarm.digest, seeders, complete, leechers: swarm.peers.size - seeders - complete, piecesHeld, upRate, downRate });
     }
     const size = (s: SwarmSummary): number => s.seeders + s.complete + s.leechers;
     return out.sort((a, b) => size(b) - size(a) || (a.digest < b.digest ? -1 : 1)).slice(0, limit);
+  }
+
+  /** One swarm's summary (undefined when nobody is in it). */
+  summary(digest: string): SwarmSummary | undefined {
+    const peers = this.peers(digest);
+    if (peers.length === 0) return undefined;
+    let seeders = 0;
+    let complete = 0;
+    let piecesHeld = 0;
+    let upRate = 0;
+    let downRate = 0;
+    for (const peer of peers) {
+      if (peer.seeder) seeders++;
+      else if (peer.complete) complete++;
+      if (!peer.seeder) piecesHeld += peer.pieces;
+      upRate += peer.upRate;
+      downRate += peer.downRate;
+    }
+    return { digest, seeders, complete, leechers: peers.length - seeders - complete, piecesHeld, upRate, downRate };
   }
 
   #expired(lastSeen: number, now: number): boolean {
@@ -185,4 +219,25 @@ export class PeerStore {
   #retryAfter(): string {
     return String(Math.max(1, Math.ceil(this.#options.ttlMs / 1000)));
   }
+}
+
+/** The stored entry of an announce: counters, and rates measured against the previous measurement point. */
+function withTraffic(peer: Peer, previous: StoredPeer | undefined, traffic: PeerTrafficCounters, now: number): StoredPeer {
+  const uploaded = traffic.uploaded ?? 0;
+  const downloaded = traffic.downloaded ?? 0;
+  const base = previous?.rateBase;
+  // A restarted torrent (download → seed) starts its counters again: measure from here.
+  if (base === undefined || uploaded < base.uploaded || downloaded < base.downloaded) {
+    return { ...peer, lastSeen: now, firstSeen: previous?.firstSeen ?? now, uploaded, downloaded, upRate: 0, downRate: 0, rateBase: { at: now, uploaded, downloaded } };
+  }
+  const span = now - base.at;
+  if (span < RATE_MIN_SPAN_MS) {
+    return { ...peer, lastSeen: now, firstSeen: previous?.firstSeen ?? now, uploaded, downloaded, upRate: previous?.upRate ?? 0, downRate: previous?.downRate ?? 0, rateBase: base };
+  }
+  return {
+    ...peer, lastSeen: now, firstSeen: previous?.firstSeen ?? now, uploaded, downloaded,
+    upRate: Math.round(((uploaded - base.uploaded) * 1000) / span),
+    downRate: Math.round(((downloaded - base.downloaded) * 1000) / span),
+    rateBase: { at: now, uploaded, downloaded },
+  };
 }

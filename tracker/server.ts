@@ -14,11 +14,15 @@ import { TrackerError, trackerCodeOf } from './errors.ts';
 import type { HandoutPolicy, Peer, Rng } from './handout-policy.ts';
 import type { MetainfoRegistry } from './metainfo-registry.ts';
 import type { TrackerMetrics } from './metrics.ts';
+import { registerMonitorRoutes } from './monitor-routes.ts';
+import type { EventLog } from './event-log.ts';
+import type { OffloadSeries } from './offload-series.ts';
 import type { PeerStore } from './peer-store.ts';
 import {
-  announceSchema, getMetainfoSchema, putMetainfoSchema, seederSchema, swarmsSchema,
+  announceSchema, getMetainfoSchema, putMetainfoSchema, seederSchema,
   type AnnounceBody, type MetainfoQuery, type SeederBody,
 } from './schemas.ts';
+import type { SwarmLabels } from './swarm-labels.ts';
 
 export interface TrackerContext {
   readonly store: PeerStore;
@@ -27,6 +31,11 @@ export interface TrackerContext {
   readonly metrics: TrackerMetrics;
   readonly logger: Logger;
   readonly rng: Rng;
+  /** Monitoring state (dashboard, `layerswarm status`). */
+  readonly labels: SwarmLabels;
+  readonly events: EventLog;
+  readonly offload: OffloadSeries;
+  readonly now: () => number;
   readonly settings: {
     readonly handoutSize: number;
     readonly announceIntervalMs: number;
@@ -38,7 +47,7 @@ export interface TrackerContext {
 }
 
 export interface AnnounceResponse {
-  peers: Array<{ peerId: string; address: string; port: number; complete: boolean; seeder?: true }>;
+  peers: Array<{ peerId: string; address: string; port: number; complete: boolean }>;
   /** Seconds until the next announce. */
   interval: number;
 }
@@ -75,9 +84,7 @@ export function buildTrackerServer(ctx: TrackerContext): FastifyInstance {
 
   app.post<{ Body: AnnounceBody }>('/v1/announce', { schema: announceSchema }, async (request): Promise<AnnounceResponse> => {
     try {
-      const started = performance.now();
       const response = announce(ctx, request.body);
-      ctx.metrics.handoutDuration.observe((performance.now() - started) / 1000);
       ctx.metrics.announces.labels('ok').inc();
       ctx.metrics.peersHandedOut.inc(response.peers.length);
       return response;
@@ -90,8 +97,9 @@ export function buildTrackerServer(ctx: TrackerContext): FastifyInstance {
   app.get<{ Params: { digest: string }; Querystring: MetainfoQuery }>('/v1/metainfo/:digest', { schema: getMetainfoSchema }, async (request, reply) => {
     const digest = digestOf(request.params.digest);
     const known = ctx.metainfo.peek(digest);
-    if (known) return await ctx.metainfo.get({ digest, repository: '' });
     const { repository, registry } = request.query;
+    if (repository !== undefined) rememberLabel(ctx, digest, repository, registry);
+    if (known) return await ctx.metainfo.get({ digest, repository: '' });
     if (repository === undefined) {
       ctx.metrics.metainfoRequests.labels('METAINFO_UNKNOWN').inc();
       throw new TrackerError('METAINFO_UNKNOWN', `metainfo for ${digest} is unknown; pass ?repository= (and &registry=) so a seeder can produce it`);
@@ -123,14 +131,7 @@ export function buildTrackerServer(ctx: TrackerContext): FastifyInstance {
     }
   });
 
-  app.get<{ Querystring: { limit?: string } }>('/v1/swarms', { schema: swarmsSchema }, async (request) => {
-    const limit = Math.min(10_000, Number(request.query.limit ?? 1000));
-    const swarms = ctx.store.summaries(limit).map((s) => {
-      const size = ctx.metainfo.peek(s.digest)?.size;
-      return { ...s, size: size ?? null, bytes: size === undefined ? null : size * s.complete };
-    });
-    return { swarms, totals: { swarms: ctx.store.swarmCount, peers: ctx.store.peerCount, seeders: ctx.metainfo.seeders().length } };
-  });
+  registerMonitorRoutes(app, ctx);
   return app;
 }
 
@@ -155,13 +156,22 @@ export function announce(ctx: TrackerContext, body: AnnounceBody): AnnounceRespo
     pieces: body.pieces,
     zone: body.zone,
   };
-  const { peers, recorded } = ctx.store.announce(digest, caller);
+  const { peers, recorded } = ctx.store.announce(digest, caller, { uploaded: body.uploaded, downloaded: body.downloaded });
   if (!recorded) ctx.metrics.announcesUnrecorded.inc();
   const chosen = ctx.policy.choose(caller, peers, ctx.settings.handoutSize, ctx.rng);
   return {
-    peers: chosen.map((p) => ({ peerId: p.peerId, address: p.address, port: p.port, complete: p.complete || p.seeder, ...(p.seeder ? { seeder: true as const } : {}) })),
+    peers: chosen.map((p) => ({ peerId: p.peerId, address: p.address, port: p.port, complete: p.complete || p.seeder })),
     interval: Math.max(1, Math.round(ctx.settings.announceIntervalMs / 1000)),
   };
+}
+
+/** Remember which repository a digest was asked for under (the dashboard's label); an invalid name is not kept. */
+function rememberLabel(ctx: TrackerContext, digest: string, repository: string, registry: string | undefined): void {
+  try {
+    ctx.labels.remember(digest, parseName(repository), registry);
+  } catch {
+    // The request itself reports an invalid name when it needs one.
+  }
 }
 
 /** A validated sha256 digest; anything else (other algorithms included) is a 400 DIGEST_INVALID. */

@@ -8,7 +8,10 @@ import type { TrackerConfig } from './config.ts';
 import { defaultHandoutPolicy, type HandoutPolicy, type Rng } from './handout-policy.ts';
 import { MetainfoRegistry, type SeederCall } from './metainfo-registry.ts';
 import { createTrackerMetrics } from './metrics.ts';
+import { EVENT_LOG_DEFAULTS, EventLog } from './event-log.ts';
+import { OFFLOAD_DEFAULTS, OffloadSeries } from './offload-series.ts';
 import { PeerStore } from './peer-store.ts';
+import { SwarmLabels } from './swarm-labels.ts';
 import { buildTrackerServer } from './server.ts';
 
 export interface TrackerDependencies {
@@ -39,7 +42,6 @@ export function buildTracker(config: TrackerConfig, deps: TrackerDependencies): 
   const metrics = createTrackerMetrics({
     swarms: () => store.swarmCount,
     peers: () => store.peerCount,
-    peersByState: () => store.stateCounts(),
     seeders: () => metainfo.seeders().length,
     metainfoKnown: () => metainfo.knownCount,
     metainfoBytes: () => metainfo.knownBytes,
@@ -56,7 +58,10 @@ export function buildTracker(config: TrackerConfig, deps: TrackerDependencies): 
     onResult: (result) => metrics.metainfoRequests.labels(result).inc(),
   });
   const app = buildTrackerServer({
-    store, metainfo, metrics,
+    store, metainfo, metrics, now,
+    labels: new SwarmLabels(),
+    events: new EventLog({ ...EVENT_LOG_DEFAULTS, now }),
+    offload: new OffloadSeries({ ...OFFLOAD_DEFAULTS, now }),
     policy: deps.policy ?? defaultHandoutPolicy,
     logger: componentLogger(deps.logger, 'tracker'),
     rng: deps.rng ?? Math.random,

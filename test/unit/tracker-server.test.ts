@@ -49,7 +49,7 @@ describe('tracker API', () => {
       interval: 5,
       peers: [
         { peerId: id(2), address: '10.0.0.2', port: 7000, complete: true },
-        { peerId: id(3), address: '10.0.0.3', port: 7000, complete: true, seeder: true },
+        { peerId: id(3), address: '10.0.0.3', port: 7000, complete: true },
       ],
     });
   });
@@ -147,13 +147,15 @@ describe('tracker API', () => {
     await t.app.inject({ method: 'POST', url: '/v1/announce', payload: announce(4, { pieces: 1 }) });
     await t.app.inject({ method: 'POST', url: '/v1/announce', payload: announce(5, { digest: `sha256:${hex('nometa')}` }) });
     const swarms = await t.app.inject({ method: 'GET', url: '/v1/swarms' });
-    assert.deepEqual(swarms.json(), {
-      swarms: [
-        { digest: DIGEST, seeders: 1, complete: 2, leechers: 1, size: META.size, bytes: 2 * META.size },
-        { digest: `sha256:${hex('nometa')}`, seeders: 0, complete: 0, leechers: 1, size: null, bytes: null },
-      ],
-      totals: { swarms: 2, peers: 5, seeders: 1 },
-    });
+    const listed = swarms.json<{ swarms: Array<Record<string, unknown>>; totals: Record<string, unknown> }>();
+    const pick = (s: Record<string, unknown> | undefined): Record<string, unknown> =>
+      Object.fromEntries(['digest', 'seeders', 'complete', 'leechers', 'peers', 'size', 'bytes', 'progress'].map((k) => [k, s?.[k]]));
+    assert.deepEqual(listed.swarms.map(pick), [
+      // Progress: the non-seeder peers hold 3 + 3 + 1 of 3 × 3 pieces.
+      { digest: DIGEST, seeders: 1, complete: 2, leechers: 1, peers: 4, size: META.size, bytes: 2 * META.size, progress: 0.7778 },
+      { digest: `sha256:${hex('nometa')}`, seeders: 0, complete: 0, leechers: 1, peers: 1, size: null, bytes: null, progress: null },
+    ]);
+    assert.deepEqual({ ...listed.totals, events: undefined }, { swarms: 2, peers: 5, seeders: 1, upRate: 0, downRate: 0, offloadRatio: null, events: undefined });
     const metrics = (await t.app.inject({ method: 'GET', url: '/metrics' })).body;
     assert.match(metrics, /layerswarm_tracker_metainfo_requests_total\{result="produced"\} 1/);
     assert.match(metrics, /layerswarm_tracker_metainfo_requests_total\{result="hit"\} 1/);

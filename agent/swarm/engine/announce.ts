@@ -42,19 +42,26 @@ export interface TrackerAnnounceOptions {
   readonly zone?: string;
   /** Announce as the seeder role (the tracker hands such peers out as complete). Default false. */
   readonly seeder?: boolean;
+  /**
+   * Byte counters of a torrent (since it started), sent with every announce so the tracker can show rates. Unset or
+   * undefined: not sent.
+   */
+  readonly traffic?: (digest: string) => { readonly uploaded: number; readonly downloaded: number } | undefined;
 }
 
 /** An Announce over the tracker's HTTP API. */
 export function trackerAnnounce(client: TrackerClient, options: TrackerAnnounceOptions): Announce {
   return async (input, signal) => {
+    const traffic = options.traffic?.(input.digest);
     const result = await client.announce(
       {
         digest: input.digest, peerId: input.peerId, address: options.address, port: input.port, complete: input.complete, pieces: input.pieces,
         ...(options.zone === undefined ? {} : { zone: options.zone }),
         ...(options.seeder === true ? { seeder: true } : {}),
+        ...(traffic === undefined ? {} : { uploaded: Math.max(0, Math.floor(traffic.uploaded)), downloaded: Math.max(0, Math.floor(traffic.downloaded)) }),
       },
       signal,
     );
-    return result.peers.map((p) => ({ peerId: p.peerId, address: formatAddress({ host: p.address, port: p.port }), complete: p.complete, ...(p.seeder === true ? { seeder: true } : {}) }));
+    return result.peers.map((p) => ({ peerId: p.peerId, address: formatAddress({ host: p.address, port: p.port }), complete: p.complete }));
   };
 }
