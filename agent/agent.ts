@@ -23,7 +23,7 @@ import { SeedMetaStore } from './swarm/seed-meta-store.ts';
 import { BlobFetcher } from './blobs/blob-fetcher.ts';
 import { AccessChecker } from './access/access-checker.ts';
 import { Prefetcher } from './blobs/prefetcher.ts';
-import { createAgentMetrics } from './metrics.ts';
+import { BLOB_BYTE_SOURCES, createAgentMetrics, type AgentMetrics } from './metrics.ts';
 import { createNodeBandwidth, limitTransport, type BandwidthClock, type NodeBandwidth } from './bandwidth.ts';
 import { buildRegistryServer } from './registry/server.ts';
 
@@ -58,9 +58,15 @@ export async function startAgent(config: AgentConfig, deps: AgentDependencies): 
   let ready = false;
 
   let swarmSource: SwarmBlobSource | undefined;
+  // The metrics are created below (their gauges read the store); evictions before that are not counted.
+  const late: { metrics?: AgentMetrics } = {};
   const store = new FsBlobStore({
     dir: config.dataDir, capBytes: config.storeMaxBytes, logger: componentLogger(deps.logger, 'store'),
     onChange: () => swarmSource?.storeChanged(),
+    onEvict: (size) => {
+      late.metrics?.storeEvictions.inc();
+      late.metrics?.storeEvictedBytes.inc(size);
+    },
   });
   await store.init(lifetime.signal);
   const manifests = new ManifestCache({ dir: join(config.dataDir, 'manifests-cache'), maxManifests: config.maxManifests, logger: componentLogger(deps.logger, 'manifests'), now });
@@ -75,6 +81,10 @@ export async function startAgent(config: AgentConfig, deps: AgentDependencies): 
     },
     connections: () => swarmEngine?.connectionCount ?? 0,
   });
+  late.metrics = metrics;
+  for (const source of BLOB_BYTE_SOURCES) metrics.blobBytes.labels(source).inc(0);
+  metrics.storeEvictions.inc(0);
+  metrics.storeEvictedBytes.inc(0);
   const dockerCredentials = config.dockerConfig ? await loadDockerConfigCredentials(config.dockerConfig) : undefined;
   const resolver = new UpstreamResolver({
     origin: config.origin,
@@ -95,12 +105,24 @@ export async function startAgent(config: AgentConfig, deps: AgentDependencies): 
   });
   // One upload and one download bucket per agent (not per process: tests and benchmarks run many agents in one).
   const bandwidth = createNodeBandwidth(config, deps.bandwidthClock);
-  const origin = new OriginBlobSource(upstream, { download: bandwidth.download });
+  const originBytes = metrics.blobBytes.labels('origin');
+  const origin = new OriginBlobSource(upstream, { download: bandwidth.download, onBytes: (n) => originBytes.inc(n) });
+  const piecesVerified = metrics.swarmPieces.labels('verified');
+  const piecesFailed = metrics.swarmPieces.labels('failed');
   // Swarm events and committed bytes reported to the tracker (its dashboard and `layerswarm status`).
   let reporter: EventReporter | undefined;
   const swarmEvents: SwarmEngineEvents = {
-    pieceBytes: (direction, peer, bytes) => metrics.swarmPieceBytes.labels(direction, peer).inc(bytes),
-    badPiece: () => metrics.swarmBadPieces.inc(),
+    pieceBytes: (direction, peer, bytes, role) => {
+      metrics.swarmPieceBytes.labels(direction, peer).inc(bytes);
+      if (direction === 'down') {
+        piecesVerified.inc();
+        metrics.blobBytes.labels(role).inc(bytes);
+      }
+    },
+    badPiece: () => {
+      metrics.swarmBadPieces.inc();
+      piecesFailed.inc();
+    },
     peerBanned: () => metrics.swarmPeersBanned.inc(),
   };
   const swarm = config.tracker === undefined ? undefined : await startSwarm(config, config.tracker, deps.logger, reportingEvents(swarmEvents, () => reporter), bandwidth);
@@ -111,6 +133,8 @@ export async function startAgent(config: AgentConfig, deps: AgentDependencies): 
     for (const direction of ['down', 'up']) for (const peer of ['seeder', 'agent']) metrics.swarmPieceBytes.labels(direction, peer).inc(0);
     metrics.swarmBadPieces.inc(0);
     metrics.swarmPeersBanned.inc(0);
+    piecesVerified.inc(0);
+    piecesFailed.inc(0);
     swarmSource = new SwarmBlobSource({
       origin, upstream, store,
       metaStore: new SeedMetaStore({ dir: join(config.dataDir, 'swarm', 'meta'), logger: componentLogger(deps.logger, 'swarm-meta'), now }),
@@ -144,7 +168,10 @@ export async function startAgent(config: AgentConfig, deps: AgentDependencies): 
     logger: componentLogger(deps.logger, 'fetcher'),
     attempts: config.fetchAttempts,
     lifetime: lifetime.signal,
-    onFetched: (e) => metrics.blobFetches.labels(e.source, e.ok ? 'ok' : (e.code ?? 'error')).inc(),
+    onFetched: (e) => {
+      metrics.blobFetches.labels(e.source, e.ok ? 'ok' : (e.code ?? 'error')).inc();
+      if (e.ok) metrics.blobFetchDuration.labels(e.source).observe(e.durationMs / 1000);
+    },
   });
   const access = new AccessChecker({
     upstream,

@@ -22,6 +22,8 @@ export interface HandedOutPeer {
   address: string;
   port: number;
   complete: boolean;
+  /** The seeder role (announced with seeder: true); absent for agents. */
+  seeder?: true;
 }
 
 export interface AnnounceResult {
@@ -228,7 +230,7 @@ export function parseAnnounceAnswer(raw: unknown): AnnounceResult {
     if (typeof q?.peerId !== 'string' || !PEER_ID.test(q.peerId)) throw bad('peerId');
     if (typeof q.address !== 'string' || isIP(q.address) === 0) throw bad('address');
     if (typeof q.port !== 'number' || !Number.isInteger(q.port) || q.port < 1 || q.port > 65535) throw bad('port');
-    return { peerId: q.peerId, address: q.address, port: q.port, complete: q.complete === true };
+    return { peerId: q.peerId, address: q.address, port: q.port, complete: q.complete === true, ...(q.seeder === true ? { seeder: true as const } : {}) };
   });
   return { peers, intervalMs: r.interval * 1000 };
 }

@@ -152,6 +152,21 @@ export class PeerStore {
     return before - this.#peerCount;
   }
 
+  /** Live (unexpired) peers over all swarms by state; one pass, no pruning (metrics). */
+  stateCounts(): { seeder: number; complete: number; leecher: number } {
+    const now = this.#options.now();
+    const out = { seeder: 0, complete: 0, leecher: 0 };
+    for (const swarm of this.#swarms.values()) {
+      for (const peer of swarm.peers.values()) {
+        if (this.#expired(peer.lastSeen, now)) continue;
+        if (peer.seeder) out.seeder++;
+        else if (peer.complete) out.complete++;
+        else out.leecher++;
+      }
+    }
+    return out;
+  }
+
   /** Per-swarm counts, largest swarms first, at most `limit`. */
   summaries(limit: number): SwarmSummary[] {
     this.prune();

@@ -47,7 +47,7 @@ export interface TrackerContext {
 }
 
 export interface AnnounceResponse {
-  peers: Array<{ peerId: string; address: string; port: number; complete: boolean }>;
+  peers: Array<{ peerId: string; address: string; port: number; complete: boolean; seeder?: true }>;
   /** Seconds until the next announce. */
   interval: number;
 }
@@ -84,7 +84,9 @@ export function buildTrackerServer(ctx: TrackerContext): FastifyInstance {
 
   app.post<{ Body: AnnounceBody }>('/v1/announce', { schema: announceSchema }, async (request): Promise<AnnounceResponse> => {
     try {
+      const started = performance.now();
       const response = announce(ctx, request.body);
+      ctx.metrics.handoutDuration.observe((performance.now() - started) / 1000);
       ctx.metrics.announces.labels('ok').inc();
       ctx.metrics.peersHandedOut.inc(response.peers.length);
       return response;
@@ -160,7 +162,7 @@ export function announce(ctx: TrackerContext, body: AnnounceBody): AnnounceRespo
   if (!recorded) ctx.metrics.announcesUnrecorded.inc();
   const chosen = ctx.policy.choose(caller, peers, ctx.settings.handoutSize, ctx.rng);
   return {
-    peers: chosen.map((p) => ({ peerId: p.peerId, address: p.address, port: p.port, complete: p.complete || p.seeder })),
+    peers: chosen.map((p) => ({ peerId: p.peerId, address: p.address, port: p.port, complete: p.complete || p.seeder, ...(p.seeder ? { seeder: true as const } : {}) })),
     interval: Math.max(1, Math.round(ctx.settings.announceIntervalMs / 1000)),
   };
 }

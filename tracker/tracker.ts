@@ -42,6 +42,7 @@ export function buildTracker(config: TrackerConfig, deps: TrackerDependencies): 
   const metrics = createTrackerMetrics({
     swarms: () => store.swarmCount,
     peers: () => store.peerCount,
+    peersByState: () => store.stateCounts(),
     seeders: () => metainfo.seeders().length,
     metainfoKnown: () => metainfo.knownCount,
     metainfoBytes: () => metainfo.knownBytes,

@@ -49,7 +49,7 @@ describe('tracker API', () => {
       interval: 5,
       peers: [
         { peerId: id(2), address: '10.0.0.2', port: 7000, complete: true },
-        { peerId: id(3), address: '10.0.0.3', port: 7000, complete: true },
+        { peerId: id(3), address: '10.0.0.3', port: 7000, complete: true, seeder: true },
       ],
     });
   });

@@ -62,6 +62,6 @@ export function trackerAnnounce(client: TrackerClient, options: TrackerAnnounceO
       },
       signal,
     );
-    return result.peers.map((p) => ({ peerId: p.peerId, address: formatAddress({ host: p.address, port: p.port }), complete: p.complete }));
+    return result.peers.map((p) => ({ peerId: p.peerId, address: formatAddress({ host: p.address, port: p.port }), complete: p.complete, ...(p.seeder === true ? { seeder: true } : {}) }));
   };
 }
