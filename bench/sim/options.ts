@@ -30,6 +30,8 @@ export interface SimOptions {
   readonly tickMs: number;
   /** Scheduler overrides (validated by schedulerConfig). */
   readonly scheduler: Partial<SchedulerConfig>;
+  /** Overrides for the seeder only, over the product's seeder defaults (agent/seeder/swarm-seeding.ts). */
+  readonly seederScheduler: Partial<SchedulerConfig>;
   readonly handoutSize: number;
   readonly maxPeersPerSwarm: number;
   readonly peerTtlMs: number;
@@ -64,6 +66,7 @@ export const DEFAULT_SIM_OPTIONS: SimOptions = {
   churnDowntimeMs: 5000,
   tickMs: DEFAULT_ENGINE_CONFIG.tickMs,
   scheduler: {},
+  seederScheduler: {},
   handoutSize: DEFAULT_TRACKER_CONFIG.handoutSize,
   maxPeersPerSwarm: DEFAULT_TRACKER_CONFIG.maxPeersPerSwarm,
   peerTtlMs: DEFAULT_TRACKER_CONFIG.peerTtl,
@@ -101,6 +104,7 @@ Options:
   --endgame-threshold N
   --announce-interval-ms X
   --scheduler K=V,...     any other scheduler knob by its config name (e.g. maxOutboundConnections=8,minAnnounceIntervalMs=500)
+  --seeder-scheduler K=V,... knobs for the seeder only, over the product's seeder defaults
   --seed-fresh-first BOOL
   --handout-size N        tracker peers per announce (default ${DEFAULT_TRACKER_CONFIG.handoutSize})
   --max-peers-per-swarm N tracker limit (default ${DEFAULT_TRACKER_CONFIG.maxPeersPerSwarm}, the tracker's default; new peers beyond it are answered but not recorded)
@@ -124,7 +128,7 @@ export function parseSimArgs(argv: readonly string[]): ParsedArgs {
     options: {
       nodes: str, layers: str, 'node-rate': str, 'seeder-rate': str, 'latency-ms': str, 'connect-ms': str, 'stagger-ms': str, seed: str,
       'slow-fraction': str, 'slow-factor': str, 'corrupt-fraction': str, 'churn-fraction': str, 'churn-downtime-ms': str, 'tick-ms': str,
-      'pipeline-depth': str, 'max-connections': str, 'max-upload-slots': str, 'max-upload-queue': str, 'endgame-threshold': str, 'announce-interval-ms': str, scheduler: str,
+      'pipeline-depth': str, 'max-connections': str, 'max-upload-slots': str, 'max-upload-queue': str, 'endgame-threshold': str, 'announce-interval-ms': str, scheduler: str, 'seeder-scheduler': str,
       'seed-fresh-first': str, 'handout-size': str, 'max-peers-per-swarm': str, 'max-seconds': str, out: str, project: { type: 'boolean' },
       'project-nodes': str, 'project-sizes': str, quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
@@ -164,13 +168,18 @@ export function parseSimArgs(argv: readonly string[]): ParsedArgs {
   intOverride('max-upload-queue', 'maxUploadQueue', 0);
   intOverride('endgame-threshold', 'endgameThreshold', 0);
   intOverride('announce-interval-ms', 'announceIntervalMs', 1);
-  for (const pair of (values.scheduler ?? '').split(',').filter((x) => x.trim() !== '')) {
-    const [key, raw] = pair.split('=').map((x) => x.trim());
-    if (key === undefined || raw === undefined || !(key in DEFAULT_SCHEDULER_CONFIG)) throw new Error(`--scheduler: unknown knob in ${JSON.stringify(pair)}; knobs: ${Object.keys(DEFAULT_SCHEDULER_CONFIG).join(', ')}`);
-    const value = raw === 'true' ? true : raw === 'false' ? false : Number(raw);
-    if (typeof value === 'number' && !Number.isFinite(value)) throw new Error(`--scheduler: ${key} needs a number, got ${JSON.stringify(raw)}`);
-    scheduler[key as keyof SchedulerConfig] = value;
-  }
+  const knobs = (flag: string, raw: string | undefined, into: Partial<Record<keyof SchedulerConfig, number | boolean>>): void => {
+    for (const pair of (raw ?? '').split(',').filter((x) => x.trim() !== '')) {
+      const [key, text] = pair.split('=').map((x) => x.trim());
+      if (key === undefined || text === undefined || !(key in DEFAULT_SCHEDULER_CONFIG)) throw new Error(`--${flag}: unknown knob in ${JSON.stringify(pair)}; knobs: ${Object.keys(DEFAULT_SCHEDULER_CONFIG).join(', ')}`);
+      const value = text === 'true' ? true : text === 'false' ? false : Number(text);
+      if (typeof value === 'number' && !Number.isFinite(value)) throw new Error(`--${flag}: ${key} needs a number, got ${JSON.stringify(text)}`);
+      into[key as keyof SchedulerConfig] = value;
+    }
+  };
+  knobs('scheduler', values.scheduler, scheduler);
+  const seederScheduler: Partial<Record<keyof SchedulerConfig, number | boolean>> = {};
+  knobs('seeder-scheduler', values['seeder-scheduler'], seederScheduler);
   if (values['seed-fresh-first'] !== undefined) {
     if (!['true', 'false'].includes(values['seed-fresh-first'])) throw new Error('--seed-fresh-first: true or false');
     scheduler.seedFreshFirst = values['seed-fresh-first'] === 'true';
@@ -192,6 +201,7 @@ export function parseSimArgs(argv: readonly string[]): ParsedArgs {
     churnDowntimeMs: num('churn-downtime-ms', 0) ?? d.churnDowntimeMs,
     tickMs: num('tick-ms', 1, 60_000) ?? d.tickMs,
     scheduler: scheduler as Partial<SchedulerConfig>,
+    seederScheduler: seederScheduler as Partial<SchedulerConfig>,
     handoutSize: num('handout-size', 1, 10_000, true) ?? d.handoutSize,
     maxPeersPerSwarm: num('max-peers-per-swarm', 2, 1e7, true) ?? d.maxPeersPerSwarm,
     peerTtlMs: d.peerTtlMs,

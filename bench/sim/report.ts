@@ -31,6 +31,7 @@ export function simTable(r: RolloutResults): string {
       `${fixed(num(d['downloadP50Seconds']), 2)}/${fixed(num(d['downloadP99Seconds']), 2)} s`,
     `closes ${JSON.stringify(d['closes'] ?? {})}; bad pieces ${String(d['badPieces'] ?? 0)}; wasted (duplicate) pieces ${String(d['wastedPieces'] ?? 0)}; ` +
       `tracker announces ${String(d['trackerAnnounces'] ?? 0)}, refused ${JSON.stringify(d['trackerRefused'] ?? {})}`,
+    `link use while downloading: ${Object.entries((d['linkUse'] ?? {}) as Record<string, number>).map(([k, v]) => `${k} ${fixed(v, 2)}`).join(', ')}`,
     `simulator: wall ${fixed(num(res['wallSeconds']), 2)} s, ${num(res['events']).toLocaleString('en-US')} events ` +
       `(${num(res['eventsPerSecond']).toLocaleString('en-US')}/s), ${num(res['schedulerEvents']).toLocaleString('en-US')} scheduler events`,
   ];

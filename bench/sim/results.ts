@@ -30,6 +30,8 @@ export function diagnostics(run: SimRun): Record<string, unknown> {
   return {
     finished: run.finished,
     virtualSeconds: r3(run.endSeconds),
+    /** Mean link use of nodes while downloading (fraction of capacity) and of the seeder, sampled every 100 ms. */
+    linkUse: Object.fromEntries(Object.entries(run.linkUse).map(([k, v]) => [k, r3(v)])),
     /** Seeder egress / B_s: no rollout ends before the seeder has pushed its last piece. */
     seederBusySeconds: r3(seederBusy),
     firstByteP50Seconds: r3(percentile(firstByte, 50)),
@@ -67,7 +69,7 @@ export function buildResults(run: SimRun, ctx: SimResultsContext): RolloutResult
     parameters: {
       latencyMs: o.latencyMs, connectMs: o.connectMs, staggerMs: o.staggerMs, seed: o.seed, slowFraction: o.slowFraction, slowFactor: o.slowFactor,
       corruptFraction: o.corruptFraction, churnFraction: o.churnFraction, churnDowntimeMs: o.churnDowntimeMs, tickMs: o.tickMs,
-      schedulerOverrides: o.scheduler, scheduler: run.schedulerConfig, piecePolicy: run.piecePolicy,
+      schedulerOverrides: o.scheduler, scheduler: run.schedulerConfig, seederScheduler: run.seederSchedulerConfig, piecePolicy: run.piecePolicy,
       layerPieces: run.layers.map((l) => ({ size: l.size, pieceLength: l.pieceLength, pieceCount: l.pieceCount })),
       tracker: { handoutSize: o.handoutSize, maxPeersPerSwarm: o.maxPeersPerSwarm, peerTtlMs: o.peerTtlMs },
       maxSeconds: o.maxSeconds,

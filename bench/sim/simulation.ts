@@ -9,6 +9,7 @@
  */
 import { schedulerConfig, type SchedulerConfig } from '../../agent/swarm/scheduler/config.ts';
 import { seededRng } from '../../agent/swarm/scheduler/types.ts';
+import { SEEDER_ENGINE_DEFAULTS } from '../../agent/seeder/swarm-seeding.ts';
 import { DEFAULT_PIECE_POLICY, pieceCount, pieceLengthFor, type PiecePolicy } from '../../shared/swarm/metainfo.ts';
 import { fluidBound } from '../lib/rollout-results.ts';
 import { EventQueue } from './event-queue.ts';
@@ -45,6 +46,9 @@ export interface SimRun {
   /** Per-layer scheduler totals over all agents: wasted (duplicate) pieces, peak connections. */
   readonly wastedPieces: number;
   readonly schedulerConfig: SchedulerConfig;
+  readonly seederSchedulerConfig: SchedulerConfig;
+  /** Mean link use of downloading nodes (0..1 of capacity), sampled every 100 ms of virtual time. */
+  readonly linkUse: Record<string, number>;
   readonly piecePolicy: PiecePolicy;
 }
 
@@ -68,6 +72,7 @@ function pick(n: number, count: number, rng: () => number): Set<number> {
 export function simulate(o: SimOptions, onProgress?: (p: SimProgress) => void): SimRun {
   const wallStart = performance.now();
   const config = schedulerConfig(o.scheduler);
+  const seederConfig = schedulerConfig({ ...o.scheduler, ...SEEDER_ENGINE_DEFAULTS.scheduler, ...o.seederScheduler });
   const layers = layerShapes(o.layers);
   const imageBytes = o.layers.reduce((a, b) => a + b, 0);
   const boundSeconds = fluidBound(imageBytes, o.nodes, o.seederRate, o.nodeRate);
@@ -126,7 +131,7 @@ export function simulate(o: SimOptions, onProgress?: (p: SimProgress) => void): 
     host.peers = [];
     for (const layer of layers) {
       if (host.layerDoneAt[layer.index] !== undefined) continue;
-      const peer = new SwarmPeer(world, host, layer, config, seedOf(host, layer.index));
+      const peer = new SwarmPeer(world, host, layer, host.kind === 'seeder' ? seederConfig : config, seedOf(host, layer.index));
       peers[layer.index]?.set(peer.id, peer);
       host.peers.push(peer);
     }
@@ -145,6 +150,42 @@ export function simulate(o: SimOptions, onProgress?: (p: SimProgress) => void): 
     host.generation++;
     queue.at(now + o.churnDowntimeMs, () => start(host));
   };
+
+  // Link-use sampler (diagnostics): every 100 ms of virtual time, over nodes still downloading.
+  const use = { active: 0, inflight: 0, queued: 0, connected: 0, samples: 0, downUse: 0, upUse: 0, idleDown: 0, inFlows: 0, outFlows: 0, seederUse: 0, seederSamples: 0 };
+  const sample = (): void => {
+    let n = 0;
+    for (const host of hosts) {
+      if (!host.online || host.completeAt !== undefined) continue;
+      const { net: link } = host;
+      let down = 0;
+      for (const f of link.inFlows) down += f.rate;
+      let up = 0;
+      for (const f of link.outFlows) up += f.rate;
+      use.downUse += down / link.down;
+      use.upUse += up / link.up;
+      if (link.inFlows.length === 0) use.idleDown++;
+      use.inFlows += link.inFlows.length;
+      for (const peer of host.peers) {
+        const st = peer.scheduler.stats();
+        use.inflight += st.requestsInFlight;
+        use.queued += st.uploadsQueued;
+        use.active += st.uploadsActive;
+        use.connected += st.connected;
+      }
+      use.outFlows += link.outFlows.length;
+      n++;
+    }
+    use.samples += n;
+    if (n > 0) {
+      let up = 0;
+      for (const f of seeder.net.outFlows) up += f.rate;
+      use.seederUse += up / seeder.net.up;
+      use.seederSamples++;
+      queue.at(now + 100, sample);
+    }
+  };
+  queue.at(100, sample);
 
   queue.at(0, () => start(seeder));
   for (const host of hosts) {
@@ -177,7 +218,13 @@ export function simulate(o: SimOptions, onProgress?: (p: SimProgress) => void): 
   for (const host of hosts) for (const peer of host.peers) wasted += peer.scheduler.stats().wastedPieces;
   return {
     options: o, layers, imageBytes, boundSeconds, seeder, hosts, endSeconds: now / 1000, finished, wallSeconds: (performance.now() - wallStart) / 1000, events, counters,
+    linkUse: {
+      nodeDownUse: use.downUse / Math.max(1, use.samples), nodeUpUse: use.upUse / Math.max(1, use.samples),
+      nodeDownIdleFraction: use.idleDown / Math.max(1, use.samples), meanInFlows: use.inFlows / Math.max(1, use.samples),
+      meanOutFlows: use.outFlows / Math.max(1, use.samples), meanRequestsInFlight: use.inflight / Math.max(1, use.samples),
+      meanUploadsQueued: use.queued / Math.max(1, use.samples), meanUploadsActive: use.active / Math.max(1, use.samples), meanConnected: use.connected / Math.max(1, use.samples), seederUpUse: use.seederUse / Math.max(1, use.seederSamples),
+    },
     flowsRetimed: net.retimed, trackerAnnounces: tracker.announces, trackerRefused: Object.fromEntries(tracker.refused), wastedPieces: wasted,
-    schedulerConfig: config, piecePolicy: DEFAULT_PIECE_POLICY,
+    schedulerConfig: config, seederSchedulerConfig: seederConfig, piecePolicy: DEFAULT_PIECE_POLICY,
   };
 }
