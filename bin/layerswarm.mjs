@@ -26,6 +26,7 @@ const COMMANDS = {
   seeder: ['../agent/cmd/seeder.ts', 'run the seeder beside the origin registry'],
   preheat: ['../agent/cmd/preheat.ts', 'have the seeder fetch and seed every layer of an image (preheat IMAGE --seeder URL)'],
   preload: ['../agent/cmd/preload.ts', 'pull an image into a node\'s store ahead of a deploy (preload IMAGE --agent URL)'],
+  status: ['../tracker/cmd/status.ts', 'show the swarms a tracker knows: progress, peers, offload, events (status --tracker URL [--watch])'],
   bench: ['../bench/cmd/bench.ts', 'benchmarks: bench rollout (emulated N-node rollout), bench simulate (simulator)'],
 };
 
