@@ -236,6 +236,8 @@ export async function startAgent(config: AgentConfig, deps: AgentDependencies): 
     close: () => {
       closing ??= (async () => {
         ready = false;
+        // Graceful: no new peers from now on; in-flight serves (HTTP and piece uploads) finish below.
+        swarm?.engine.stopAccepting();
         const forced = setTimeout(() => app.server.closeAllConnections(), config.shutdownTimeout);
         await app.close();
         clearTimeout(forced);

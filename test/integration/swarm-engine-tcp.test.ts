@@ -7,6 +7,10 @@ import { join } from 'node:path';
 import { swarmEngineConfig } from '../../agent/swarm/engine/config.ts';
 import { trackerAnnounce } from '../../agent/swarm/engine/announce.ts';
 import { SwarmEngine } from '../../agent/swarm/engine/engine.ts';
+import { dialPeer, makeHandshake } from '../../agent/swarm/engine/handshake.ts';
+import { newPeerId } from '../../agent/swarm/engine/peer-id.ts';
+import { Bitfield } from '../../agent/swarm/scheduler/bitfield.ts';
+import { isWireError } from '../../shared/wire/errors.ts';
 import { silentLogger } from '../../shared/logging.ts';
 import { computeMetainfo, type Metainfo } from '../../shared/swarm/metainfo.ts';
 import { TcpTransport } from '../../shared/wire/tcp-transport.ts';
@@ -68,5 +72,35 @@ describe('swarm engine over TCP with a real tracker', () => {
     const delivered = (SIZE * downloaders.length) / 2 ** 20;
     const seederUp = (seeder.torrentStats(meta.digest)?.bytesUp ?? 0) / 2 ** 20;
     console.log(`TCP: ${downloaders.length} × ${(SIZE / 2 ** 20).toFixed(1)} MiB (${meta.pieceHashes.length} pieces) in ${seconds.toFixed(2)} s = ${(delivered / seconds).toFixed(0)} MiB/s aggregate; seeder uploaded ${seederUp.toFixed(1)} MiB`);
+  });
+
+  test('graceful shutdown: after stopAccepting a new peer is refused with SHUTTING_DOWN, open connections go on', async () => {
+    const [seeder] = engines;
+    assert.ok(seeder?.address);
+    const dial = async () => {
+      const transport = new TcpTransport();
+      const { opened } = await dialPeer({
+        transport, address: seeder.address as { host: string; port: number }, peerId: seeder.peerId, meta,
+        handshake: makeHandshake(newPeerId(), meta, new Bitfield(meta.pieceHashes.length)),
+        signal: AbortSignal.timeout(5000), connectTimeoutMs: 5000, handshakeTimeoutMs: 5000, track: () => undefined,
+      });
+      return opened;
+    };
+    const open = await dial();
+    seeder.stopAccepting();
+    await assert.rejects(dial(), (e) => isWireError(e, 'SHUTTING_DOWN'));
+    // The connection made before is still served: ask it for a piece and get verified bytes.
+    await open.connection.send({ kind: 'request', piece: 0 });
+    for (;;) {
+      const next = await open.messages.next();
+      assert.ok(next.done !== true, 'connection ended before the piece came');
+      const received = next.value;
+      if (received.message.kind !== 'piece') continue;
+      const hash = createHash('sha256');
+      for (const slice of received.payload ?? []) hash.update(slice);
+      assert.equal(hash.digest('hex'), meta.pieceHashes[0]);
+      break;
+    }
+    open.connection.close();
   });
 });

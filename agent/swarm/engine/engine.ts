@@ -95,6 +95,7 @@ export class SwarmEngine {
   #listener: Listener | undefined;
   #connections = 0;
   #closed = false;
+  #accepting = true;
 
   constructor(options: SwarmEngineOptions) {
     this.#options = options;
@@ -186,6 +187,15 @@ export class SwarmEngine {
     return join(this.#options.dataDir, parseDigest(digest).hex);
   }
 
+  /**
+   * Graceful shutdown, first step: refuse new inbound connections (Error SHUTTING_DOWN) while the open ones go on
+   * (uploads in progress finish, downloads a client still waits for keep their peers). close() ends the rest.
+   */
+  stopAccepting(): void {
+    if (this.#accepting) this.#log.info('swarm engine no longer accepts peers');
+    this.#accepting = false;
+  }
+
   /** Stop listening and every torrent. Download files are kept (a later download resumes) unless removeFiles. */
   async close(options: { removeFiles?: boolean } = {}): Promise<void> {
     if (this.#closed) return;
@@ -238,8 +248,9 @@ export class SwarmEngine {
   }
 
   async #onInbound(connection: Connection): Promise<void> {
-    if (this.#closed || this.#connections >= this.#options.config.maxConnections) {
-      connection.close(new WireError(this.#closed ? 'SHUTTING_DOWN' : 'OVERLOADED', 'no capacity for another connection'));
+    if (this.#closed || !this.#accepting || this.#connections >= this.#options.config.maxConnections) {
+      const stopping = this.#closed || !this.#accepting;
+      connection.close(new WireError(stopping ? 'SHUTTING_DOWN' : 'OVERLOADED', stopping ? 'shutting down' : 'no capacity for another connection'));
       return;
     }
     this.#track(connection);
