@@ -26,10 +26,13 @@ import { Prefetcher } from './blobs/prefetcher.ts';
 import { BLOB_BYTE_SOURCES, createAgentMetrics, type AgentMetrics } from './metrics.ts';
 import { createNodeBandwidth, limitTransport, type BandwidthClock, type NodeBandwidth } from './bandwidth.ts';
 import { buildRegistryServer } from './registry/server.ts';
+import { startOpsServer, type RunningOpsServer } from './ops-server.ts';
 
 export interface RunningAgent {
   /** http://HOST:PORT of the registry endpoint. */
   readonly url: string;
+  /** http://HOST:PORT of the --metrics-listen listener, when configured. */
+  readonly metricsUrl: string | undefined;
   readonly port: number;
   readonly app: FastifyInstance;
   /** Present when prefetch is on (tests wait for it with whenIdle()). */
@@ -205,9 +208,15 @@ export async function startAgent(config: AgentConfig, deps: AgentDependencies): 
     },
     ready: () => ready,
   }, { preload: { token: config.preloadToken, concurrency: config.prefetchConcurrency } });
+  let ops: RunningOpsServer | undefined;
   try {
     await app.listen({ host: config.listen.host, port: config.listen.port });
+    if (config.metricsListen !== undefined) {
+      ops = await startOpsServer({ listen: config.metricsListen, registry: metrics.registry, ready: () => ready, logger: componentLogger(deps.logger, 'metrics-listener') });
+    }
   } catch (err) {
+    await app.close();
+    await reporter?.close();
     await swarm?.engine.close();
     await swarm?.tracker.close();
     throw err;
@@ -229,6 +238,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDependencies): 
   let closing: Promise<void> | undefined;
   return {
     url: `http://${host}:${port}`,
+    metricsUrl: ops?.url,
     port,
     app,
     prefetcher,
@@ -249,6 +259,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDependencies): 
         await swarm?.tracker.close();
         await upstream.close();
         await store.close();
+        await ops?.close();
         logger.info('agent stopped');
       })();
       return closing;

@@ -56,6 +56,8 @@ export interface AgentConfig {
   downloadLimit: number;
   /** Bearer token of POST /v1/preload (unset: loopback callers only). */
   preloadToken: string | undefined;
+  /** Extra listener for /metrics, /healthz and /readyz only (unset: they are served on `listen` alone). */
+  metricsListen: HostPort | undefined;
 }
 
 export const AGENT_OPTIONS: readonly OptionSpec[] = [
@@ -89,6 +91,7 @@ export const AGENT_OPTIONS: readonly OptionSpec[] = [
   { key: 'swarmOriginDirectMaxBytes', type: 'bytes', default: DEFAULT_PIECE_POLICY.originDirectMaxBytes, min: 0, doc: 'Blobs up to this size are fetched from the origin, not the swarm (keep it equal to the seeder\'s --origin-direct-max-bytes).' },
   { key: 'uploadLimit', type: 'bytes', default: 0, min: 0, metavar: 'BYTES/S', doc: 'Node-wide upload bandwidth limit in bytes per second (e.g. 50MiB) for pieces sent to peers, shared by all connections; 0 = unlimited.' },
   { key: 'downloadLimit', type: 'bytes', default: 0, min: 0, metavar: 'BYTES/S', doc: 'Node-wide download bandwidth limit in bytes per second (e.g. 50MiB), shared by pieces from peers and blob bodies from origins (also without --tracker); 0 = unlimited.' },
+  { key: 'metricsListen', type: 'hostport', doc: 'Extra address serving only /metrics, /healthz and /readyz (e.g. 0.0.0.0:5052 for Prometheus and probes), so the registry endpoint can stay on 127.0.0.1. Unset: they are served on --listen only.' },
   { key: 'preloadToken', type: 'string', metavar: 'TOKEN', doc: 'When set, POST /v1/preload and GET /v1/preload/ID (layerswarm preload) need "Authorization: Bearer TOKEN" and are allowed from any address; unset: loopback callers only.' },
 ];
 

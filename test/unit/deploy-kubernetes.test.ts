@@ -195,7 +195,7 @@ describe('deploy/kubernetes', { skip }, () => {
       });
 
       if (overlay !== 'uninstall') {
-        test('agent DaemonSet: every node, host network, registry on localhost (monitoring: node-wide), probes, containerd hosts, shutdown', () => {
+        test('agent DaemonSet: every node, host network, registry on localhost (monitoring: a node-wide metrics listener), probes, containerd hosts, shutdown', () => {
           const ds = find(objs, 'DaemonSet', 'layerswarm-agent') as Obj;
           const pod = podSpecOf(ds) as Obj;
           assert.equal(pod.hostNetwork, true);
@@ -205,7 +205,18 @@ describe('deploy/kubernetes', { skip }, () => {
           const argv = agent.args as string[];
           const listen = argOf(argv, '--listen') as string;
           const [host, port] = listen.split(':');
-          assert.equal(host, overlay === 'monitoring' ? '0.0.0.0' : '127.0.0.1');
+          assert.equal(host, '127.0.0.1');
+          if (overlay === 'monitoring') {
+            // Prometheus scrapes the metrics-only listener on the node's addresses, through the port the PodMonitor names.
+            const metricsListen = argOf(argv, '--metrics-listen') as string;
+            assert.equal(metricsListen.split(':')[0], '0.0.0.0');
+            const metricsPort = (agent.ports as Obj[]).find((p) => p.name === 'metrics') as Obj;
+            assert.equal(String(metricsPort.containerPort), metricsListen.split(':')[1]);
+            const podMonitor = find(objs, 'PodMonitor', 'layerswarm-agent') as Obj;
+            assert.equal(podMonitor.spec.podMetricsEndpoints[0].port, 'metrics');
+          } else {
+            assert.equal(argOf(argv, '--metrics-listen'), undefined);
+          }
           for (const probe of [agent.startupProbe, agent.readinessProbe, agent.livenessProbe] as Obj[]) {
             assert.equal(probe.httpGet.host, '127.0.0.1');
             assert.equal(String(probe.httpGet.port), port);
