@@ -16,7 +16,7 @@ export interface EventReporterOptions {
   readonly peerId: string;
   readonly zone?: string | undefined;
   readonly logger: Logger;
-  /** Default 2 s. */
+  /** Default 1 s. */
   readonly flushIntervalMs?: number;
   /** Default 500. */
   readonly maxQueued?: number;
@@ -38,7 +38,7 @@ export class EventReporter {
 
   constructor(options: EventReporterOptions) {
     this.#o = options;
-    this.#timer = setInterval(() => void this.flush(), options.flushIntervalMs ?? 2000);
+    this.#timer = setInterval(() => void this.flush(), options.flushIntervalMs ?? 1000);
     this.#timer.unref();
   }
 

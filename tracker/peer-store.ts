@@ -246,13 +246,15 @@ function withTraffic(peer: Peer, previous: StoredPeer | undefined, traffic: Peer
     return { ...peer, lastSeen: now, firstSeen: previous?.firstSeen ?? now, uploaded, downloaded, upRate: 0, downRate: 0, rateBase: { at: now, uploaded, downloaded } };
   }
   const span = now - base.at;
+  // A peer holding the whole blob downloads nothing any more, whatever the last measurement said.
+  if (peer.complete || peer.seeder) previous = previous && { ...previous, downRate: 0 };
   if (span < RATE_MIN_SPAN_MS) {
     return { ...peer, lastSeen: now, firstSeen: previous?.firstSeen ?? now, uploaded, downloaded, upRate: previous?.upRate ?? 0, downRate: previous?.downRate ?? 0, rateBase: base };
   }
   return {
     ...peer, lastSeen: now, firstSeen: previous?.firstSeen ?? now, uploaded, downloaded,
     upRate: Math.round(((uploaded - base.uploaded) * 1000) / span),
-    downRate: Math.round(((downloaded - base.downloaded) * 1000) / span),
+    downRate: peer.complete || peer.seeder ? 0 : Math.round(((downloaded - base.downloaded) * 1000) / span),
     rateBase: { at: now, uploaded, downloaded },
   };
 }

@@ -74,6 +74,9 @@ function renderTotals(list) {
   set('seeders', String(t.seeders), t.seeders);
   set('downRate', rate(t.downRate), t.downRate);
   set('offloadRatio', percent(t.offloadRatio), t.offloadRatio);
+  const level = t.offloadRatio === null ? 'none' : t.offloadRatio >= 0.8 ? 'good' : t.offloadRatio >= 0.5 ? 'fair' : 'poor';
+  document.querySelector('.kpi.accent').setAttribute('data-level', level);
+  $('#offload-sub').textContent = t.offloadRatio === null ? 'no layer committed by an agent yet' : 'of layer bytes agents committed came from peers (last hour)';
   set('fallback', String(t.events.fallback), t.events.fallback);
   set('badPeers', String(t.events.peer_banned), t.events.peer_banned);
   document.querySelector('.kpis').setAttribute('data-at', String(list.at));
@@ -150,7 +153,7 @@ function renderOffload(o) {
   const pad = { l: 56, r: 40, t: 10, b: 24 };
   const end = o.at;
   const first = o.points[0]?.t ?? end;
-  const span = Math.min(o.windowMs, Math.max(5 * 60_000, end - first + o.bucketMs));
+  const span = Math.min(o.windowMs, Math.max(60_000, end - first + 2 * o.bucketMs));
   const start = end - span;
   const x = (t) => pad.l + ((t - start) / span) * (W - pad.l - pad.r);
   const maxBytes = Math.max(1, ...o.points.map((p) => p.peers + p.origin));
@@ -165,7 +168,7 @@ function renderOffload(o) {
     root.append(t);
   }
   const top = svg('text', { x: 4, y: pad.t + 10 });
-  top.textContent = `${bytes(maxBytes)}/${o.bucketMs / 1000}s`;
+  top.textContent = `${bytes(maxBytes)} per ${o.bucketMs / 1000} s`;
   root.append(top);
   for (const [tx, anchor] of [[start, 'start'], [end, 'end']]) {
     const t = svg('text', { x: x(tx), y: H - 6, 'text-anchor': anchor });
@@ -183,6 +186,7 @@ function renderOffload(o) {
     cumPeers += p.peers;
     cumAll += p.peers + p.origin;
     line.push(`${(x(p.t) + bw / 2).toFixed(1)},${yr(cumPeers / cumAll).toFixed(1)}`);
+    root.append(svg('circle', { cx: (x(p.t) + bw / 2).toFixed(1), cy: yr(cumPeers / cumAll).toFixed(1), r: 3.5, fill: 'var(--ratio)' }));
   }
   if (line.length > 0) {
     root.append(svg('polyline', { points: line.join(' '), fill: 'none', stroke: 'var(--ratio)', 'stroke-width': 2.5 }));
