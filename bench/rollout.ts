@@ -17,7 +17,7 @@ import { startOrigin, startSwarm, type Origin, type Swarm } from './rollout/infr
 import { agentIndexOf } from './rollout/origin-proxy.ts';
 import { assignRoles, parseRolloutOptions, USAGE, type RolloutOptions } from './rollout/options.ts';
 import { rolloutFigure } from './rollout/plot.ts';
-import { aggregateMetrics, buildResults, resourcesOf, resultsTable, type EmulatedResults } from './rollout/report.ts';
+import { aggregateMetrics, buildResults, resourcesOf, resultsReadme, resultsTable, type EmulatedResults } from './rollout/report.ts';
 import { runRollout, type RunRecord } from './rollout/run.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -135,6 +135,7 @@ export async function runRolloutBench(o: RolloutOptions, command: string, say: (
     const svgPath = join(outDir, 'cdf.svg');
     await writeFile(resultsPath, JSON.stringify(results, null, 2) + '\n');
     await writeFile(svgPath, renderFigure(rolloutFigure(results)));
+    await writeFile(join(outDir, 'README.md'), resultsReadme(results));
     console.log('\n' + resultsTable(results) + '\n');
     say(`results: ${relative(process.cwd(), resultsPath)}, ${relative(process.cwd(), svgPath)}`);
     return { results, resultsPath, svgPath };

@@ -130,13 +130,14 @@ function start(m: Extract<ToHost, { type: 'start' }>): void {
       void (async () => {
         let attempts = 0;
         let last = '';
+        const verified = new Set<string>();
         // A runtime retries a failed pull; so do we, until the deadline (each attempt starts the pull over).
         while (!signal.aborted) {
           attempts++;
           try {
             await pullImage(node.agent.url, m.repository, m.tag, signal, (n) => {
               pulledBytes += n;
-            });
+            }, verified);
             send({ type: 'done', index: node.spec.index, seconds: (Date.now() - m.startAt) / 1000, attempts });
             return;
           } catch (err) {

@@ -3,7 +3,7 @@
  *
  * Defaults are sized for a 2-core machine (see bench/README.md "Rollout"): N = 500 agents at B = 128 KiB/s each
  * (N·B = 62.5 MiB/s of piece traffic, which this machine can move with every byte hashed and stored several times),
- * a 16 MiB image (2 layers of 8 MiB, 256 KiB pieces), the seeder at B_s = 4 MiB/s. T* = max(S/B_s, S/B, N·S/(B_s+N·B)) = 128 s, long
+ * a 16 MiB image (2 layers of 8 MiB, 64 KiB pieces: see --piece-kib), the seeder at B_s = 4 MiB/s. T* = max(S/B_s, S/B, N·S/(B_s+N·B)) = 128 s, long
  * compared with the swarm's start-up (announce interval 5 s, metainfo, connections).
  */
 import { parseArgs } from 'node:util';
@@ -62,8 +62,9 @@ Options:
   --nodes N                 agents (default 500)
   --hosts H                 host processes (default ceil(N/100), at most 8)
   --layers LIST             layer sizes in MiB (default 8,8)
-  --piece-kib N             the seeder's --min-piece-length in KiB, a power of two (default 256: 32 pieces per
-                            8 MiB layer, as a 32+ MiB layer has under the product's 1 MiB default)
+  --piece-kib N             the seeder's --min-piece-length in KiB, a power of two (default 64: a piece takes
+                            0.5 s at B, so the product's time constants (5 s no-peer, 10 s request, 30 s stall
+                            timeouts) keep their meaning at this scaled-down bandwidth; 128 pieces per 8 MiB layer)
   --node-kibps X            B: every agent's upload and download limit, KiB/s (default 128)
   --seed-mibps X            B_s: the seeder's upload limit, MiB/s (default 4)
   --origin-mibps X          origin link in the swarm run, MiB/s (default unlimited; the baseline uses B_s)
@@ -78,7 +79,7 @@ Options:
   --baseline-max-seconds S  (default 120)
   --timeout-s S             swarm run deadline (default max(600, 4·T*))
   --seed STR                image seed (default layerswarm-rollout)
-  --agent-args "FLAGS"      extra flags for every agent (e.g. "--swarm-stall-timeout 60s")
+  --agent-args="FLAGS"      extra flags for every agent (e.g. --agent-args="--swarm-no-peer-timeout 60s")
   --out DIR                 results directory (default bench/results/rollout-<time>)
   --progress-ms MS          progress line interval (default 1000 on a TTY, 10000 otherwise)
   --keep                    keep the work dir
@@ -121,7 +122,7 @@ export function parseRolloutOptions(argv: readonly string[], isTty: boolean): Ro
   const slowFraction = fraction('slow-fraction', values['slow-fraction']);
   const corruptFraction = fraction('corrupt-fraction', values['corrupt-fraction']);
   if (churnFraction + slowFraction + corruptFraction >= 1) throw new Error('churn + slow + corrupt fractions must stay below 1');
-  const pieceBytes = positive('piece-kib', values['piece-kib'], 256, { integer: true }) * KiB;
+  const pieceBytes = positive('piece-kib', values['piece-kib'], 64, { integer: true }) * KiB;
   if ((pieceBytes & (pieceBytes - 1)) !== 0 || pieceBytes < 16 * KiB) throw new Error(`--piece-kib must be a power of two ≥ 16, got ${values['piece-kib']}`);
   return {
     nodes,

@@ -92,7 +92,15 @@ export async function startOriginProxy(target: { host: string; port: number }, r
           total += part.length;
           counts.set(key, (counts.get(key) ?? 0) + part.length);
         }
-        if (client.writableNeedDrain) await new Promise<void>((resolve) => client.once('drain', resolve).once('close', resolve));
+        if (client.writableNeedDrain) {
+          await new Promise<void>((resolve) => {
+            const go = (): void => {
+              client.off('drain', go).off('close', go);
+              resolve();
+            };
+            client.on('drain', go).on('close', go);
+          });
+        }
         upstream.resume();
       }).catch(() => done());
     });

@@ -43,8 +43,11 @@ async function getVerified(url: string, expect: Descriptor, signal: AbortSignal,
   if (digest !== expect.digest || size !== expect.size) throw new Error(`GET ${url}: got ${digest} (${size} bytes), expected ${expect.digest} (${expect.size} bytes)`);
 }
 
-/** Pull `repository:tag` through the registry endpoint at `baseUrl`; every blob's sha256 checked. */
-export async function pullImage(baseUrl: string, repository: string, tag: string, signal: AbortSignal, onBytes: (n: number) => void = () => {}): Promise<PullResult> {
+/**
+ * Pull `repository:tag` through the registry endpoint at `baseUrl`; every blob's sha256 checked. `verified` carries
+ * the digests already verified across attempts (a retry, like a runtime's, fetches only what is still missing).
+ */
+export async function pullImage(baseUrl: string, repository: string, tag: string, signal: AbortSignal, onBytes: (n: number) => void = () => {}, verified = new Set<string>()): Promise<PullResult> {
   const res = await request(`${baseUrl}/v2/${repository}/manifests/${tag}`, { dispatcher: PULL_DISPATCHER, headers: { accept: ACCEPT }, signal });
   const bytes = Buffer.from(await res.body.arrayBuffer());
   if (res.statusCode !== 200) throw new Error(`GET manifest ${repository}:${tag}: ${res.statusCode} ${bytes.toString('utf8').slice(0, 300)}`);
@@ -54,6 +57,9 @@ export async function pullImage(baseUrl: string, repository: string, tag: string
   const manifest = JSON.parse(bytes.toString('utf8')) as { config?: Descriptor; layers?: Descriptor[] };
   if (manifest.config === undefined || manifest.layers === undefined) throw new Error(`${repository}:${tag} is not an image manifest`);
   const blobs = [manifest.config, ...manifest.layers];
-  await Promise.all(blobs.map((b) => getVerified(`${baseUrl}/v2/${repository}/blobs/${b.digest}`, b, signal, onBytes)));
+  await Promise.all(blobs.filter((b) => !verified.has(b.digest)).map(async (b) => {
+    await getVerified(`${baseUrl}/v2/${repository}/blobs/${b.digest}`, b, signal, onBytes);
+    verified.add(b.digest);
+  }));
   return { blobs: blobs.length, bytes: blobs.reduce((a, b) => a + b.size, 0) };
 }

@@ -127,3 +127,28 @@ export function resultsTable(res: EmulatedResults): string {
   if (problems.length > 0) lines.push(`consistency: ${problems.join('; ')}`);
   return lines.join('\n');
 }
+
+/** DIR/README.md: the exact command, the machine, and the table (for committed results). */
+export function resultsReadme(res: EmulatedResults): string {
+  const m = res.machine as { cpuModel?: string; cores?: number; memTotalMiB?: number; os?: string; kernel?: string; node?: string; loadAvg?: number[]; tools?: Record<string, string> };
+  return [
+    `# layerswarm bench rollout: N = ${res.nodes}`,
+    '',
+    `Started ${res.startedAt}. Command (from the repository root):`,
+    '',
+    '```',
+    res.command,
+    '```',
+    '',
+    `Machine: ${m.cpuModel} (${m.cores} cores), ${m.memTotalMiB} MiB RAM, ${m.os}, kernel ${m.kernel}, Node ${m.node}; load average at the start ${(m.loadAvg ?? []).join(' ')} ` +
+      '(other work shared the machine: see the load average).',
+    '',
+    '```',
+    resultsTable(res),
+    '```',
+    '',
+    'Files: `results.json` (schema bench/lib/rollout-results.ts, mode "emulated"; per-node arrays, parameters, resources, machine; `emulation` holds fallbacks by reason, stress roles, origin egress split), `cdf.svg` (completion-time CDFs and T*).',
+    ...(res.baseline?.note ? ['', `Baseline: ${res.baseline.note}`] : []),
+    '',
+  ].join('\n');
+}

@@ -90,6 +90,8 @@ export async function runRollout(spec: RunSpec): Promise<RunRecord> {
   const churned = new Map<number, number>();
   const attempts = new Map<number, number>();
   const expected = new Set(spec.nodes);
+  /** Set when the run stops waiting: pulls aborted by the deadline then are incomplete, not failed. */
+  let stopped = false;
   let settle: () => void = () => {};
   const allSettled = new Promise<void>((resolve) => {
     settle = resolve;
@@ -104,7 +106,7 @@ export async function runRollout(spec: RunSpec): Promise<RunRecord> {
       check();
     },
     failed: (i, e, a) => {
-      if (churned.has(i)) return;
+      if (churned.has(i) || stopped) return;
       failed.set(i, e);
       attempts.set(i, a);
       check();
@@ -133,7 +135,8 @@ export async function runRollout(spec: RunSpec): Promise<RunRecord> {
     const startAt = Date.now() + 500;
     const stopAt = startAt + Math.round(spec.stopAfterSeconds * 1000);
     spec.proxy.reset();
-    pool.startPulls(startAt, spec.image.repository, spec.image.tag, offsets, stopAt);
+    // Pulls end later than the harness stops waiting (at close at the latest), so none is aborted before the cut.
+    pool.startPulls(startAt, spec.image.repository, spec.image.tag, offsets, stopAt + 60_000);
     if (spec.churn && spec.churn.indexes.length > 0) {
       const c = spec.churn;
       timers.push(setTimeout(() => {
@@ -158,6 +161,7 @@ export async function runRollout(spec: RunSpec): Promise<RunRecord> {
         resolve();
       }, Math.max(0, stopAt - Date.now())))),
     ]);
+    stopped = true;
     const wallSeconds = (Date.now() - startAt) / 1000;
     for (const t of timers) clearTimeout(t);
     clearInterval(ticker);
