@@ -3,6 +3,7 @@
  *   GET  /v1/swarms?limit=        every swarm with counts, size, repository, progress, rates; totals
  *   GET  /v1/swarms/:digest       one swarm: peers with progress, rates, role, zone, last seen; piece availability
  *   POST /v1/events               agents report fallbacks, bad pieces, banned peers and committed bytes by source
+ *                                 (a fallback also takes the reporting leecher out of that swarm)
  *   GET  /v1/events?since=&limit= the event ring, newest last
  *   GET  /v1/offload              origin offload ratio over time
  *   GET  /dashboard, /dashboard/* the page (/ redirects there)
@@ -72,6 +73,13 @@ export function registerMonitorRoutes(app: FastifyInstance, ctx: MonitorContext)
   app.post<{ Body: EventsBody }>('/v1/events', { schema: postEventsSchema, bodyLimit: 32 * 1024 }, async (request, reply) => {
     const { peerId, zone, events = [], bytes } = request.body;
     if (bytes !== undefined) ctx.offload.add(bytes.peers, bytes.origin);
+    // A peer that fell back to the origin left the swarm's download (it comes back as complete once it seeds):
+    // do not show it as a stalled leecher until its entry expires.
+    for (const e of events) {
+      if (e.kind !== 'fallback' || e.digest === undefined) continue;
+      const entry = ctx.store.peers(e.digest).find((p) => p.peerId === peerId);
+      if (entry !== undefined && !entry.complete && !entry.seeder) ctx.store.remove(e.digest, peerId);
+    }
     const accepted = ctx.events.add(events.map((e) => ({ kind: e.kind, peerId, zone: zone ?? null, digest: e.digest ?? null, reason: e.reason ?? null })));
     return reply.code(202).send({ accepted, dropped: events.length - accepted });
   });

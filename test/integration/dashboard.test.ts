@@ -1,6 +1,6 @@
 // The tracker's swarm-health dashboard in headless Chromium during a live multi-agent pull: a real registry, a
-// tracker, a seeder and four agents (one so impatient for peers that it falls back to the origin for every layer,
-// which the page must show as events and as origin bytes). The page's numbers are compared with
+// tracker, a seeder and four agents (one too slow for its stall timeout: it falls back to the origin for its layer,
+// which the page must show as an event and as origin bytes). The page's numbers are compared with
 // the tracker API answer they were rendered from (each rendered part carries the `at` of its answer; the test
 // captures the page's own API responses), and, once the pull is over, with a fresh API call. Screenshots go to the
 // test's temp dir and docs/images/dashboard.png. Chromium is the system one (Debian `chromium`), driven by
@@ -136,9 +136,10 @@ describe('swarm-health dashboard in Chromium during a live pull', { skip: exists
           zone: i % 2 === 0 ? 'zone-a' : 'zone-b', swarmStallTimeout: 15_000,
           // Slow enough for the page to see the pull in progress.
           downloadLimit: 3 * MiB,
-          // Agent 3 gives up on the swarm when no peer is connected within 10 ms: every layer falls back to the origin
-          // (reason no_peers; pieces it already verified are kept), which the page shows as events and origin bytes.
-          ...(i === 3 ? { swarmNoPeerTimeout: 10 } : {}),
+          // Agent 3 (one layer only) gives up on the swarm when no piece is verified within 400 ms, which its 1 MiB/s
+          // link cannot do for 1 MiB pieces: it falls back to the origin (reason stalled), which the page shows as
+          // an event and as origin bytes.
+          ...(i === 3 ? { swarmStallTimeout: 400, downloadLimit: MiB } : {}),
         },
       }));
     }
@@ -187,8 +188,8 @@ describe('swarm-health dashboard in Chromium during a live pull', { skip: exists
 
     // The pull: every agent at once, each fetching the layers one after the other (as a runtime's limited
     // concurrency would): at any moment some layers are done and seeded, one is in flight, some not started.
-    const pull = Promise.all(agents.map(async (agent) => {
-      for (const layer of layers) {
+    const pull = Promise.all(agents.map(async (agent, i) => {
+      for (const layer of i === 3 ? layers.slice(0, 1) : layers) {
         const res = await rawRequest(agent.url, `/v2/team/web/blobs/${layer.digest}`, { timeoutMs: 40_000 });
         assert.equal(res.status, 200, res.body.toString().slice(0, 200));
         assert.equal(sha256Digest(res.body), layer.digest);
@@ -250,16 +251,17 @@ describe('swarm-health dashboard in Chromium during a live pull', { skip: exists
         fetch(`${tracker.url}/v1/events?limit=100`).then((r) => r.json() as Promise<EventList>),
       ]);
       const ours = api.swarms.filter((s) => layers.some((l) => l.digest === s.digest));
-      assert.deepEqual(ours.map((s) => [s.leechers, s.complete]), layers.map(() => [0, 4]), 'every agent holds and seeds every layer');
-      // Agent 3 falls back unless a peer happens to be connected within 10 ms (possible for the later layers).
-      assert.ok(events.counts.fallback >= 1 && events.counts.fallback <= 3, `fallbacks: ${events.counts.fallback}`);
-      assert.ok(api.totals.offloadRatio !== null && api.totals.offloadRatio > 0.5 && api.totals.offloadRatio < 1, String(api.totals.offloadRatio));
+      assert.deepEqual(ours.map((s) => [s.digest, s.leechers, s.complete]).sort(), layers.map((l, i) => [l.digest, 0, i === 0 ? 4 : 3]).sort(),
+        'every agent holds and seeds what it pulled');
+      assert.equal(events.counts.fallback, 1, 'agent 3 fell back once');
+      // 72 MiB from peers (agents 0–2), agent 3's 8 MiB (less any piece it verified before giving up) from the origin.
+      assert.ok(api.totals.offloadRatio !== null && api.totals.offloadRatio >= 0.9 && api.totals.offloadRatio < 1, String(api.totals.offloadRatio));
       assert.deepEqual(shown.rows, expectedRows(api));
       assert.deepEqual(shown.totals, expectedTotals(api));
       assert.equal(shown.events, events.events.length);
       return true;
     }, { timeoutMs: 15_000, intervalMs: 500, what: 'the page to match the API after the pull' });
-    assert.match(await page.textContent('#events') ?? '', /origin fallback.*no peers/);
+    assert.match(await page.textContent('#events') ?? '', /origin fallback.*stalled/);
     assert.ok(await page.locator('#offload-chart svg rect').count() >= 2, 'offload bars');
     await page.screenshot({ path: join(work, 'dashboard.png'), fullPage: true });
     await mkdir(new URL('.', `file://${DOCS_SCREENSHOT}`).pathname, { recursive: true });

@@ -83,10 +83,13 @@ describe('tracker monitoring API', () => {
 
   test('events: validated, kept newest last, read with since; bytes feed the offload ratio', async () => {
     const { t, clock } = tracker();
+    await announce(t, 1, { pieces: 1 });
+    await announce(t, 2, { pieces: 0 });
     const post = (payload: Record<string, unknown>) => t.app.inject({ method: 'POST', url: '/v1/events', payload });
     const ok = await post({ peerId: id(1), zone: 'a', events: [{ kind: 'fallback', digest: DIGEST, reason: 'no_peers' }, { kind: 'peer_banned' }], bytes: { peers: 300, origin: 100 } });
     assert.equal(ok.statusCode, 202, ok.body);
     assert.deepEqual(ok.json(), { accepted: 2, dropped: 0 });
+    assert.deepEqual(t.store.peers(DIGEST).map((p) => p.peerId), [id(2)], 'the leecher that fell back left the swarm');
     assert.equal((await post({ peerId: id(1), events: [{ kind: 'nonsense' }] })).statusCode, 400);
     assert.equal((await post({ peerId: 'x', events: [] })).statusCode, 400);
     assert.equal((await post({ peerId: id(1), events: Array.from({ length: 101 }, () => ({ kind: 'bad_piece' })) })).statusCode, 400);

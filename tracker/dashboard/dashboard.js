@@ -151,7 +151,8 @@ function renderOffload(o) {
   const W = 600;
   const H = 220;
   const pad = { l: 56, r: 40, t: 10, b: 24 };
-  const end = o.at;
+  // The x axis ends with the current bucket, so its bar stays inside the plot.
+  const end = (Math.floor(o.at / o.bucketMs) + 1) * o.bucketMs;
   const first = o.points[0]?.t ?? end;
   const span = Math.min(o.windowMs, Math.max(60_000, end - first + 2 * o.bucketMs));
   const start = end - span;
