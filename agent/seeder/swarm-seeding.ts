@@ -54,15 +54,22 @@ export async function createSwarmSeeding(context: SeedingContext, options: Swarm
     ...overrides,
     scheduler: { ...SEEDER_ENGINE_DEFAULTS.scheduler, ...overrides.scheduler },
   });
+  const engineRef: { current?: SwarmEngine } = {};
+  // Byte counters ride on every announce, as the agent's do: the tracker shows the seeder's upload rate from them.
+  const traffic = (digest: string): { uploaded: number; downloaded: number } | undefined => {
+    const t = engineRef.current?.torrentStats(digest);
+    return t && { uploaded: t.bytesUp, downloaded: t.bytesDown };
+  };
   const engine = new SwarmEngine({
     transport: limitTransport(new TcpTransport(), context.bandwidth),
-    announce: trackerAnnounce(context.tracker, { address: advertise, seeder: true, ...(options.zone === undefined ? {} : { zone: options.zone }) }),
+    announce: trackerAnnounce(context.tracker, { address: advertise, seeder: true, traffic, ...(options.zone === undefined ? {} : { zone: options.zone }) }),
     dataDir,
     config,
     logger,
     peerId: seederPeerId(context.seederId),
     ...(context.events === undefined ? {} : { events: context.events }),
   });
+  engineRef.current = engine;
   const address = await engine.listen(context.peerListen);
   logger.info({ listen: address, advertise: `${advertise}:${address.port}`, peerId: engine.peerId }, 'piece seeding listening');
 
