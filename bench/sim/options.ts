@@ -15,6 +15,8 @@ export interface SimOptions {
   readonly seederRate: number;
   /** One-way latency of every message, ms. */
   readonly latencyMs: number;
+  /** Fixed piece length in bytes for every layer (as `bench rollout --piece-kib`); undefined: the product's policy. */
+  readonly pieceBytes: number | undefined;
   /** TCP connection setup before the handshake, ms (default 2 × latency: one round trip). */
   readonly connectMs: number;
   /** Node start times are spread uniformly over [0, staggerMs]. */
@@ -56,6 +58,7 @@ export const DEFAULT_SIM_OPTIONS: SimOptions = {
   nodeRate: 125e6,
   seederRate: 125e6,
   latencyMs: 0.5,
+  pieceBytes: undefined,
   connectMs: 1,
   staggerMs: 0,
   seed: 1,
@@ -87,6 +90,7 @@ Options:
   --layers A,B,...        layer sizes, e.g. 64MiB,32MiB (default 512MiB,256MiB,256MiB); each is its own swarm
   --node-rate R           B: every agent's up and down link, bytes/s (e.g. 125e6, 100MiB; default 125e6 = 1 Gbit/s)
   --seeder-rate R         B_s: the seeder's link (default 125e6)
+  --piece-kib N           fixed piece length for every layer, KiB (power of two; default: the product's piece policy)
   --latency-ms X          one-way message latency (default 0.5)
   --connect-ms X          TCP connect before the handshake (default 2 × latency)
   --stagger-ms X          node start times spread uniformly over [0, X] (default 0)
@@ -126,7 +130,7 @@ export function parseSimArgs(argv: readonly string[]): ParsedArgs {
     args: [...argv],
     strict: true,
     options: {
-      nodes: str, layers: str, 'node-rate': str, 'seeder-rate': str, 'latency-ms': str, 'connect-ms': str, 'stagger-ms': str, seed: str,
+      nodes: str, layers: str, 'piece-kib': str, 'node-rate': str, 'seeder-rate': str, 'latency-ms': str, 'connect-ms': str, 'stagger-ms': str, seed: str,
       'slow-fraction': str, 'slow-factor': str, 'corrupt-fraction': str, 'churn-fraction': str, 'churn-downtime-ms': str, 'tick-ms': str,
       'pipeline-depth': str, 'max-connections': str, 'max-upload-slots': str, 'max-upload-queue': str, 'endgame-threshold': str, 'announce-interval-ms': str, scheduler: str, 'seeder-scheduler': str,
       'seed-fresh-first': str, 'handout-size': str, 'max-peers-per-swarm': str, 'max-seconds': str, out: str, project: { type: 'boolean' },
@@ -187,6 +191,7 @@ export function parseSimArgs(argv: readonly string[]): ParsedArgs {
   const latencyMs = num('latency-ms', 0) ?? d.latencyMs;
   const options: SimOptions = {
     nodes: num('nodes', 1, 1e6, true) ?? d.nodes,
+    pieceBytes: pieceBytesOf(num('piece-kib', 16, 64 * 1024, true)),
     layers: values.layers === undefined ? d.layers : sizes('layers', values.layers),
     nodeRate: rate('node-rate') ?? d.nodeRate,
     seederRate: rate('seeder-rate') ?? d.seederRate,
@@ -233,4 +238,11 @@ export function scaleLayers(layers: readonly number[], total: number): number[] 
 /** The effective scheduler config values worth recording (defaults overlaid with the overrides). */
 export function schedulerSummary(overrides: Partial<SchedulerConfig>): SchedulerConfig {
   return { ...DEFAULT_SCHEDULER_CONFIG, ...overrides };
+}
+
+/** --piece-kib → bytes; a power of two (the piece policy only makes powers of two). */
+function pieceBytesOf(kib: number | undefined): number | undefined {
+  if (kib === undefined) return undefined;
+  if ((kib & (kib - 1)) !== 0) throw new Error(`--piece-kib: ${kib} is not a power of two`);
+  return kib * 1024;
 }

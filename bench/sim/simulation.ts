@@ -73,7 +73,7 @@ export function simulate(o: SimOptions, onProgress?: (p: SimProgress) => void): 
   const wallStart = performance.now();
   const config = schedulerConfig(o.scheduler);
   const seederConfig = schedulerConfig({ ...o.scheduler, ...SEEDER_ENGINE_DEFAULTS.scheduler, ...o.seederScheduler });
-  const layers = layerShapes(o.layers);
+  const layers = layerShapes(o.layers, o.pieceBytes === undefined ? DEFAULT_PIECE_POLICY : { ...DEFAULT_PIECE_POLICY, minPieceLength: o.pieceBytes, maxPieceLength: o.pieceBytes });
   const imageBytes = o.layers.reduce((a, b) => a + b, 0);
   const boundSeconds = fluidBound(imageBytes, o.nodes, o.seederRate, o.nodeRate);
   const maxMs = (o.maxSeconds > 0 ? o.maxSeconds : 30 * boundSeconds + o.staggerMs / 1000 + 120) * 1000;
