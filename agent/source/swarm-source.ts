@@ -8,8 +8,10 @@
  *      (reason tracker_unreachable or no_metainfo).
  *   4. SwarmEngine.download: pieces from peers, each sha256-checked on arrival and written at its offset into a
  *      partial file, then the whole file's sha256 compared with the digest. A watchdog aborts it when for
- *      noPeerTimeoutMs no connected peer held a piece we lack, no piece was in flight and none was verified (reason
- *      no_peers: the tracker is gone, the seeder is gone, nobody has the blob), or when peers are there but no new
+ *      noPeerTimeoutMs no connected peer held a piece we lack, no piece was in flight, none was verified and no
+ *      connected peer announced a new piece (Have) (reason no_peers: the tracker is gone, the seeder is gone, nobody
+ *      has the blob; at the start of a large rollout neighbours that hold nothing yet but are receiving pieces keep
+ *      the download in the swarm), or when peers are there but no new
  *      piece was verified for stallTimeoutMs (reason stalled; also when stallTimeoutMs ≤ noPeerTimeoutMs and no peer
  *      came); any other failure is reason swarm_error. All → origin; with `originRange` the verified pieces are kept
  *      and only the missing ones are fetched, with one Range request per run of missing pieces (origin-repair.ts;
@@ -310,6 +312,7 @@ export class SwarmBlobSource implements BlobSource {
     const stall = new AbortController();
     let stallReason: SwarmFallbackReason = 'stalled';
     let have = -1;
+    let haves = 0;
     let changed = this.#now();
     let usable = changed;
     const stopWatchdog = (this.#o.timer ?? intervalTimer)(() => {
@@ -322,6 +325,11 @@ export class SwarmBlobSource implements BlobSource {
         changed = now;
       }
       if (stats !== undefined && (stats.usefulPeers > 0 || stats.inFlight > 0)) usable = now;
+      // Neighbours announcing new pieces: the swarm around us is alive, pieces for us will follow.
+      if (stats !== undefined && stats.havesReceived !== haves) {
+        haves = stats.havesReceived;
+        usable = now;
+      }
       // A new verified piece counts as well (it may have come from a peer that is gone already).
       usable = Math.max(usable, changed);
       if (now - usable >= noPeerTimeoutMs) {

@@ -36,7 +36,7 @@ class FakeOrigin implements BlobSource {
 }
 
 const stats = (digest: string, have: number, role: 'download' | 'seed' = 'download', extra: Partial<TorrentStats> = {}): TorrentStats => ({
-  digest, role, pieceCount: 7, have, complete: false, connected: 0, usefulPeers: 0, inFlight: 0, bytesUp: 0, bytesDown: 0, piecesUp: 0, piecesDown: 0, badPieces: 0, rejected: 0, peers: {},
+  digest, role, pieceCount: 7, have, complete: false, connected: 0, usefulPeers: 0, inFlight: 0, havesReceived: 0, bytesUp: 0, bytesDown: 0, piecesUp: 0, piecesDown: 0, badPieces: 0, rejected: 0, peers: {},
   ...extra,
 });
 
@@ -286,6 +286,32 @@ describe('SwarmBlobSource', () => {
     assert.deepEqual(s.bytes, { origin: data.length });
     assert.ok(s.engine.stopped.includes(digest.value), 'the abandoned download is stopped');
     assert.ok(w.stopped, 'the watchdog is stopped');
+  });
+
+  test('neighbours that hold nothing for us but keep announcing new pieces (Have) keep the download in the swarm', async () => {
+    const w = new ManualWatchdog();
+    const s = setup({ stallTimeoutMs: 30_000, noPeerTimeoutMs: 5000, watchdog: w });
+    await s.store.init();
+    let downloadSignal: AbortSignal | undefined;
+    s.engine.download = async (m, { signal }) => {
+      downloadSignal = signal;
+      return hangUntilAborted(signal);
+    };
+    const outcome = s.fetcher.ensure(request, AbortSignal.timeout(5000));
+    await w.started();
+    // A big rollout's start: connected neighbours hold nothing we lack yet, but they are receiving pieces.
+    for (let t = 1; t <= 6; t++) {
+      s.engine.torrents.set(digest.value, stats(digest.value, 0, 'download', { connected: 8, usefulPeers: 0, havesReceived: t * 3 }));
+      w.advance(4000);
+    }
+    assert.equal(downloadSignal?.aborted, false, '24 s without a useful peer, but Haves kept coming');
+    assert.deepEqual(s.fallbacks, []);
+    // The Haves stop (the seeder died and nobody gets anything): no_peers 5 s later.
+    w.advance(4999);
+    assert.equal(downloadSignal?.aborted, false);
+    w.advance(1);
+    await outcome;
+    assert.deepEqual(s.fallbacks, ['no_peers']);
   });
 
   test('peers that hold missing pieces but deliver none → stalled (not no_peers), even with a shorter noPeerTimeoutMs', async () => {

@@ -24,6 +24,8 @@ export interface TorrentStats {
   readonly usefulPeers: number;
   /** Our requests in flight plus received pieces being verified. */
   readonly inFlight: number;
+  /** Have messages received so far: connected peers are getting pieces (the swarm around us is alive). */
+  readonly havesReceived: number;
   readonly bytesUp: number;
   readonly bytesDown: number;
   readonly piecesUp: number;

@@ -57,6 +57,8 @@ export class Torrent {
   /** Pieces whose bytes were credited to a peer (events.pieceBytes 'down'): each piece once. */
   readonly #credited: Bitfield;
   readonly #lifetime = new AbortController();
+  /** Have messages received from any peer: the swarm around us is making progress (no-peer watchdog). */
+  #havesReceived = 0;
   readonly #queue: SchedulerEvent[] = [];
   readonly #handler: PeerConnHandler;
   #draining = false;
@@ -140,7 +142,8 @@ export class Torrent {
     const s = this.#scheduler.stats();
     return {
       digest: this.digest, role: this.role, pieceCount: this.meta.pieceHashes.length, have: s.have, complete: s.complete,
-      connected: this.#links.conns.size, usefulPeers: this.#usefulPeers(), inFlight: s.requestsInFlight + s.verifying, ...t,
+      connected: this.#links.conns.size, usefulPeers: this.#usefulPeers(), inFlight: s.requestsInFlight + s.verifying,
+      havesReceived: this.#havesReceived, ...t,
     };
   }
 
@@ -323,6 +326,7 @@ export class Torrent {
     const peerId = conn.peerId;
     switch (message.kind) {
       case 'have':
+        this.#havesReceived++;
         if (message.piece >= 0 && message.piece < this.meta.pieceHashes.length) conn.bitfield?.set(message.piece);
         this.#feed({ type: 'have', peerId, piece: message.piece });
         return;
