@@ -11,7 +11,8 @@
  *      noPeerTimeoutMs no connected peer held a piece we lack, no piece was in flight, none was verified and no
  *      connected peer announced a new piece (Have) (reason no_peers: the tracker is gone, the seeder is gone, nobody
  *      has the blob; at the start of a large rollout neighbours that hold nothing yet but are receiving pieces keep
- *      the download in the swarm), or when peers are there but no new
+ *      the download in the swarm, and before any peer ever held a piece for us only "no connection at all" counts),
+ *      or when peers are there but no new
  *      piece was verified for stallTimeoutMs (reason stalled; also when stallTimeoutMs ≤ noPeerTimeoutMs and no peer
  *      came); any other failure is reason swarm_error. All → origin; with `originRange` the verified pieces are kept
  *      and only the missing ones are fetched, with one Range request per run of missing pieces (origin-repair.ts;
@@ -313,6 +314,9 @@ export class SwarmBlobSource implements BlobSource {
     let stallReason: SwarmFallbackReason = 'stalled';
     let have = -1;
     let haves = 0;
+    // Fed: a peer has held a piece for us, or a piece came. Until then, connected neighbours that hold nothing yet
+    // are not a reason to leave (a big rollout takes a while to reach every node); the stall timeout still applies.
+    let fed = false;
     let changed = this.#now();
     let usable = changed;
     const stopWatchdog = (this.#o.timer ?? intervalTimer)(() => {
@@ -325,6 +329,7 @@ export class SwarmBlobSource implements BlobSource {
         changed = now;
       }
       if (stats !== undefined && (stats.usefulPeers > 0 || stats.inFlight > 0)) usable = now;
+      if (stats !== undefined && (stats.usefulPeers > 0 || stats.inFlight > 0 || stats.have > 0)) fed = true;
       // Neighbours announcing new pieces: the swarm around us is alive, pieces for us will follow.
       if (stats !== undefined && stats.havesReceived !== haves) {
         haves = stats.havesReceived;
@@ -332,7 +337,7 @@ export class SwarmBlobSource implements BlobSource {
       }
       // A new verified piece counts as well (it may have come from a peer that is gone already).
       usable = Math.max(usable, changed);
-      if (now - usable >= noPeerTimeoutMs) {
+      if (now - usable >= noPeerTimeoutMs && (fed || (stats?.connected ?? 0) === 0)) {
         stallReason = 'no_peers';
         stall.abort(new LayerswarmError('ABORTED', `no connected peer held a missing piece for ${noPeerTimeoutMs} ms`));
       } else if (now - changed >= stallTimeoutMs) {

@@ -301,7 +301,7 @@ describe('SwarmBlobSource', () => {
     await w.started();
     // A big rollout's start: connected neighbours hold nothing we lack yet, but they are receiving pieces.
     for (let t = 1; t <= 6; t++) {
-      s.engine.torrents.set(digest.value, stats(digest.value, 0, 'download', { connected: 8, usefulPeers: 0, havesReceived: t * 3 }));
+      s.engine.torrents.set(digest.value, stats(digest.value, 2, 'download', { connected: 8, usefulPeers: 0, havesReceived: t * 3 }));
       w.advance(4000);
     }
     assert.equal(downloadSignal?.aborted, false, '24 s without a useful peer, but Haves kept coming');
@@ -312,6 +312,26 @@ describe('SwarmBlobSource', () => {
     w.advance(1);
     await outcome;
     assert.deepEqual(s.fallbacks, ['no_peers']);
+  });
+
+  test('before any peer held a piece for us, connected empty neighbours wait for the stall timeout, not no_peers', async () => {
+    const w = new ManualWatchdog();
+    const s = setup({ stallTimeoutMs: 30_000, noPeerTimeoutMs: 5000, watchdog: w });
+    await s.store.init();
+    let downloadSignal: AbortSignal | undefined;
+    s.engine.download = async (m, { signal }) => {
+      downloadSignal = signal;
+      return hangUntilAborted(signal);
+    };
+    const outcome = s.fetcher.ensure(request, AbortSignal.timeout(5000));
+    await w.started();
+    s.engine.torrents.set(digest.value, stats(digest.value, 0, 'download', { connected: 6, usefulPeers: 0 }));
+    w.advance(1); // the stall clock starts at the first tick
+    w.advance(29_999);
+    assert.equal(downloadSignal?.aborted, false, 'connected, never fed: no no_peers');
+    w.advance(1);
+    await outcome;
+    assert.deepEqual(s.fallbacks, ['stalled']);
   });
 
   test('peers that hold missing pieces but deliver none → stalled (not no_peers), even with a shorter noPeerTimeoutMs', async () => {
