@@ -3,7 +3,8 @@
 // which the page must show as an event and as origin bytes). The page's numbers are compared with
 // the tracker API answer they were rendered from (each rendered part carries the `at` of its answer; the test
 // captures the page's own API responses), and, once the pull is over, with a fresh API call. Screenshots go to the
-// test's temp dir and docs/images/dashboard.png. Chromium is the system one (Debian `chromium`), driven by
+// test's temp dir; with LAYERSWARM_UPDATE_SCREENSHOT=1 one is also copied to docs/images/dashboard.png (the README's),
+// so a plain test run never changes the checkout. Chromium is the system one (Debian `chromium`), driven by
 // playwright-core: no browser is ever downloaded.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -264,8 +265,10 @@ describe('swarm-health dashboard in Chromium during a live pull', { skip: exists
     assert.match(await page.textContent('#events') ?? '', /origin fallback.*stalled/);
     assert.ok(await page.locator('#offload-chart svg rect').count() >= 2, 'offload bars');
     await page.screenshot({ path: join(work, 'dashboard.png'), fullPage: true });
-    await mkdir(new URL('.', `file://${DOCS_SCREENSHOT}`).pathname, { recursive: true });
-    await copyFile(join(work, existsSync(join(work, 'dashboard-readme.png')) ? 'dashboard-readme.png' : 'dashboard-mid-pull.png'), DOCS_SCREENSHOT);
+    if (process.env['LAYERSWARM_UPDATE_SCREENSHOT'] === '1') {
+      await mkdir(new URL('.', `file://${DOCS_SCREENSHOT}`).pathname, { recursive: true });
+      await copyFile(join(work, existsSync(join(work, 'dashboard-readme.png')) ? 'dashboard-readme.png' : 'dashboard-mid-pull.png'), DOCS_SCREENSHOT);
+    }
     assert.deepEqual(foreign, [], 'no request leaves the tracker (no CDN)');
     assert.deepEqual(consoleErrors, []);
     console.log(`dashboard test: ${compared} snapshot comparisons; ${((performance.now() - t0) / 1000).toFixed(1)} s; screenshots in ${work}`);
