@@ -23,6 +23,8 @@ export interface AnnounceBody {
   uploaded?: number;
   /** Bytes of this blob downloaded from peers since the peer's torrent started. */
   downloaded?: number;
+  /** The peer leaves this swarm (torrent closed, agent shutting down): it is removed at once and gets no peers. */
+  stopped?: boolean;
 }
 
 export const announceSchema = {
@@ -41,6 +43,7 @@ export const announceSchema = {
       seeder: { type: 'boolean' },
       uploaded: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
       downloaded: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
+      stopped: { type: 'boolean' },
     },
   },
 } as const;

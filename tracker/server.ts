@@ -149,6 +149,12 @@ export function announce(ctx: TrackerContext, body: AnnounceBody): AnnounceRespo
   if (meta && body.pieces > pieceCount(meta.size, meta.pieceLength)) {
     throw new TrackerError('REQUEST_INVALID', `pieces ${body.pieces} exceeds the blob's ${pieceCount(meta.size, meta.pieceLength)} pieces`);
   }
+  if (body.stopped === true) {
+    // Only the announcing endpoint may take itself out (the same peer id from another address is ignored).
+    const known = ctx.store.peers(digest).find((p) => p.peerId === body.peerId);
+    if (known !== undefined && known.address === body.address && known.port === body.port) ctx.store.remove(digest, body.peerId);
+    return { peers: [], interval: Math.max(1, Math.round(ctx.settings.announceIntervalMs / 1000)) };
+  }
   const caller: Peer = {
     peerId: body.peerId,
     address: body.address,

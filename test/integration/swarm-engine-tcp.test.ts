@@ -74,6 +74,15 @@ describe('swarm engine over TCP with a real tracker', () => {
     console.log(`TCP: ${downloaders.length} × ${(SIZE / 2 ** 20).toFixed(1)} MiB (${meta.pieceHashes.length} pieces) in ${seconds.toFixed(2)} s = ${(delivered / seconds).toFixed(0)} MiB/s aggregate; seeder uploaded ${seederUp.toFixed(1)} MiB`);
   });
 
+  test('a closing torrent announces "stopped": the tracker stops handing it out at once', async () => {
+    const downloader = engines[1];
+    assert.ok(downloader);
+    const listed = async (): Promise<string[]> => tracker.store.peers(meta.digest).map((p) => p.peerId);
+    assert.ok((await listed()).includes(downloader.peerId), 'the completed downloader is in the swarm');
+    assert.equal(await downloader.stopSeeding(meta.digest), true);
+    assert.ok(!(await listed()).includes(downloader.peerId), 'gone right after stopSeeding, not after the 30 s TTL');
+  });
+
   test('graceful shutdown: after stopAccepting a new peer is refused with SHUTTING_DOWN, open connections go on', async () => {
     const [seeder] = engines;
     assert.ok(seeder?.address);

@@ -95,6 +95,17 @@ describe('tracker API', () => {
     assert.match(metrics, /layerswarm_tracker_announces_total\{result="REQUEST_INVALID"\} 1[45]/);
   });
 
+  test('stopped: the peer leaves the swarm at once and gets no peers; the same id from another address is ignored', async () => {
+    const { t } = tracker();
+    for (const i of [1, 2]) await t.app.inject({ method: 'POST', url: '/v1/announce', payload: announce(i) });
+    const spoofed = await t.app.inject({ method: 'POST', url: '/v1/announce', payload: announce(1, { address: '10.9.9.9', stopped: true }) });
+    assert.equal(spoofed.statusCode, 200);
+    assert.equal(t.store.peers(DIGEST).length, 2, 'another endpoint cannot take peer 1 out');
+    const bye = await t.app.inject({ method: 'POST', url: '/v1/announce', payload: announce(1, { stopped: true }) });
+    assert.deepEqual(bye.json<{ peers: unknown[] }>().peers, []);
+    assert.deepEqual(t.store.peers(DIGEST).map((p) => p.peerId), [id(2)]);
+  });
+
   test('caps: a full swarm still answers (caller unrecorded), a new swarm beyond maxSwarms gets 503 TRACKER_FULL with Retry-After', async () => {
     const { t, clock } = tracker({ maxPeersPerSwarm: 2, maxSwarms: 1 });
     await t.app.inject({ method: 'POST', url: '/v1/announce', payload: announce(1) });

@@ -58,6 +58,7 @@ export function trackerAnnounce(client: TrackerClient, options: TrackerAnnounceO
         digest: input.digest, peerId: input.peerId, address: options.address, port: input.port, complete: input.complete, pieces: input.pieces,
         ...(options.zone === undefined ? {} : { zone: options.zone }),
         ...(options.seeder === true ? { seeder: true } : {}),
+        ...(input.reason === 'stopped' ? { stopped: true } : {}),
         ...(traffic === undefined ? {} : { uploaded: Math.max(0, Math.floor(traffic.uploaded)), downloaded: Math.max(0, Math.floor(traffic.downloaded)) }),
       },
       signal,

@@ -40,6 +40,9 @@ import { verifyPiece } from './verify.ts';
  */
 const TEST_CORRUPT_UPLOADS = process.env['LAYERSWARM_TEST_CORRUPT_UPLOADS'] === '1';
 
+/** Longest a closing torrent waits for its 'stopped' announce. */
+const STOPPED_ANNOUNCE_MS = 1000;
+
 export class Torrent {
   readonly meta: Metainfo;
   /** Resolves once every piece is verified and the whole file hashes to meta.digest; rejects on failure or close. */
@@ -57,6 +60,8 @@ export class Torrent {
   /** Pieces whose bytes were credited to a peer (events.pieceBytes 'down'): each piece once. */
   readonly #credited: Bitfield;
   readonly #lifetime = new AbortController();
+  /** When the first announce went out (a torrent that never announced has nothing to withdraw). */
+  #announcedAt: number | undefined;
   /** Have messages received from any peer: the swarm around us is making progress (no-peer watchdog). */
   #havesReceived = 0;
   readonly #queue: SchedulerEvent[] = [];
@@ -188,6 +193,8 @@ export class Torrent {
   /** Stop: close connections, stop the timer, release storage (`removeFile` deletes a download's file). */
   close(reason: LayerswarmError = new LayerswarmError('ABORTED', 'torrent closed'), options: { removeFile?: boolean } = {}): Promise<void> {
     this.#closing ??= (async () => {
+      // Leave the swarm at the tracker first (best effort, bounded) so peers stop being told about us.
+      const stopped = this.#announcedAt === undefined ? Promise.resolve() : this.#announceStopped();
       this.#lifetime.abort(reason);
       clearInterval(this.#timer);
       const { conns, dials } = this.#links.all();
@@ -199,6 +206,7 @@ export class Torrent {
       if (this.#source !== this.#file) await this.#source.close();
       if (options.removeFile === true) await this.#file?.remove();
       else await this.#file?.close();
+      await stopped;
       this.#settle(reason);
       this.#onClosed?.(this);
     })();
@@ -257,6 +265,7 @@ export class Torrent {
         if (c.reason === 'bad_piece') this.#host.events?.peerBanned?.();
         return;
       case 'announce':
+        this.#announcedAt ??= performance.now();
         this.#announcer.request(c.reason);
         return;
       case 'complete':
@@ -317,6 +326,20 @@ export class Torrent {
     if (this.#links.conns.get(conn.peerId) !== conn) return;
     this.#links.conns.delete(conn.peerId);
     this.#feed({ type: 'peerClosed', peerId: conn.peerId });
+  }
+
+  /** The closing announce ('stopped'), bounded by STOPPED_ANNOUNCE_MS; failures only logged (the TTL expires us anyway). */
+  async #announceStopped(): Promise<void> {
+    const have = this.#scheduler.stats().have;
+    const input = {
+      digest: this.digest, peerId: this.#host.selfId, port: this.#host.listenPort(), complete: have === this.meta.pieceHashes.length, pieces: have,
+      reason: 'stopped' as const, seeding: this.role === 'seed',
+    };
+    try {
+      await this.#host.announce(input, AbortSignal.timeout(Math.min(STOPPED_ANNOUNCE_MS, this.#host.config.announceTimeoutMs)));
+    } catch (err) {
+      this.#log.debug({ err }, 'stopped announce failed');
+    }
   }
 
   // --- messages ----------------------------------------------------------------------------------------------

@@ -32,7 +32,8 @@ export type CloseReason =
   | 'idle' // no piece moved either way for idleTimeoutMs while others wait for a slot (or we are seeding)
   | 'duplicate'; // a second connection to a peer we are already connected to
 
-export type AnnounceReason = 'started' | 'periodic' | 'completed';
+/** 'stopped' is sent by the shell when a torrent closes (the scheduler never emits it). */
+export type AnnounceReason = 'started' | 'periodic' | 'completed' | 'stopped';
 
 export type SchedulerEvent =
   /** The tracker answered an announce. */
