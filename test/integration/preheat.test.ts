@@ -6,8 +6,6 @@
 // missing token end with exit 1 and a message naming them.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { silentLogger } from '../../shared/logging.ts';
 import { DEFAULT_TRACKER_CONFIG } from '../../tracker/config.ts';
 import { startTracker, type RunningTracker } from '../../tracker/tracker.ts';
@@ -18,30 +16,10 @@ import { freePort } from '../fixtures/ports.ts';
 import { startProcess, type ProcessHandle } from '../fixtures/process.ts';
 import { startRegistry, type Registry } from '../fixtures/registry.ts';
 import { makeTempDir, removeTempDir } from '../fixtures/tmp.ts';
+import { CLI as cli, runCli } from '../fixtures/cli.ts';
 
-const cli = fileURLToPath(new URL('../../bin/layerswarm.mjs', import.meta.url));
 const MiB = 2 ** 20;
 const TOKEN = 'preheat-secret';
-
-/** Runs the CLI without blocking this process's event loop (the tracker runs in it). */
-function runCli(args: readonly string[], timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LAYERSWARM_CONFIG: '' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString('utf8')));
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString('utf8')));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 describe('layerswarm preheat (CLI) against a live seeder and tracker', () => {
   let work: string;

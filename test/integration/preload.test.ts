@@ -5,39 +5,17 @@
 // configured token are refused with clear messages (exit 1).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { startTestAgent, type TestAgent } from '../fixtures/agent.ts';
 import { skopeoCopyToDir } from '../fixtures/clients/skopeo.ts';
 import { buildImage, pushImage, type PushedImage } from '../fixtures/images.ts';
 import { freePort } from '../fixtures/ports.ts';
 import { startRegistry, type Registry } from '../fixtures/registry.ts';
 import { makeTempDir, removeTempDir } from '../fixtures/tmp.ts';
+import { runCli } from '../fixtures/cli.ts';
 
-const cli = fileURLToPath(new URL('../../bin/layerswarm.mjs', import.meta.url));
 const MiB = 2 ** 20;
 const TOKEN = 'preload-secret';
-
-/** Runs the CLI without blocking this process's event loop (the agent runs in it). */
-function runCli(args: readonly string[], timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LAYERSWARM_CONFIG: '' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString('utf8')));
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString('utf8')));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 describe('layerswarm preload (CLI) into an agent', () => {
   let work: string;
