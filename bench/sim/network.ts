@@ -23,6 +23,9 @@ export interface NetNode {
   readonly down: number;
   readonly outFlows: Flow[];
   readonly inFlows: Flow[];
+  /** Relaxation bookkeeping: the change (Network.#change) whose worklist holds this uplink / downlink, 0 when none. */
+  upQueued: number;
+  downQueued: number;
 }
 
 export interface Flow extends HeapItem {
@@ -39,6 +42,9 @@ export interface Flow extends HeapItem {
   /** What the uplink / downlink would give this flow were it not held back at its other link (bytes/ms). */
   upOffer: number;
   downOffer: number;
+  /** Relaxation bookkeeping: the offer before the current link fill, and the last change that touched this flow. */
+  prevOffer: number;
+  touched: number;
   /** Index in src.outFlows / dst.inFlows (swap-removal). */
   outIndex: number;
   inIndex: number;
@@ -46,7 +52,7 @@ export interface Flow extends HeapItem {
 }
 
 export function netNode(upBytesPerSec: number, downBytesPerSec: number): NetNode {
-  return { up: upBytesPerSec / 1000, down: downBytesPerSec / 1000, outFlows: [], inFlows: [] };
+  return { up: upBytesPerSec / 1000, down: downBytesPerSec / 1000, outFlows: [], inFlows: [], upQueued: 0, downQueued: 0 };
 }
 
 export class Network {
@@ -55,6 +61,11 @@ export class Network {
   #now = 0;
   /** Rate recomputations of flows (a cost metric). */
   retimed = 0;
+  /** Reused by #changed: the current change's stamp, its worklist of links, the flows it touched. */
+  #change = 0;
+  readonly #workNodes: NetNode[] = [];
+  readonly #workUp: boolean[] = [];
+  readonly #touched: Flow[] = [];
 
   get activeFlows(): number {
     return this.#heap.size;
@@ -69,7 +80,7 @@ export class Network {
   start(now: number, src: NetNode, dst: NetNode, bytes: number, onDone: (flow: Flow) => void): Flow {
     this.#now = now;
     const flow: Flow = {
-      id: this.#nextId++, key: Number.POSITIVE_INFINITY, heapIndex: -1, src, dst, bytes, remaining: bytes, rate: 0, settledAt: now, upFill: 0, downFill: 0, upOffer: src.up, downOffer: dst.down,
+      id: this.#nextId++, key: Number.POSITIVE_INFINITY, heapIndex: -1, src, dst, bytes, remaining: bytes, rate: 0, settledAt: now, upFill: 0, downFill: 0, upOffer: src.up, downOffer: dst.down, prevOffer: 0, touched: 0,
       outIndex: src.outFlows.length, inIndex: dst.inFlows.length, onDone,
     };
     src.outFlows.push(flow);
@@ -124,32 +135,57 @@ export class Network {
     }
   }
 
-  /** The flow sets of src's uplink and dst's downlink changed: re-share, relax the offers outward, re-time. */
+  /**
+   * The flow sets of src's uplink and dst's downlink changed: re-share, relax the offers outward, re-time. Allocation
+   * free (it runs twice per piece): the worklist and the touched flows live in reused arrays, "queued" and "touched"
+   * are stamps of the current change on the nodes and flows (a stamp of an earlier change means no).
+   */
   #changed(src: NetNode, dst: NetNode): void {
-    const work: Array<[NetNode, boolean]> = [[src, true], [dst, false]];
-    const queuedUp = new Set<NetNode>([src]);
-    const queuedDown = new Set<NetNode>([dst]);
-    const touched = new Set<Flow>();
+    const change = ++this.#change;
+    const workNodes = this.#workNodes;
+    const workUp = this.#workUp;
+    const touched = this.#touched;
+    workNodes.length = 0;
+    workUp.length = 0;
+    touched.length = 0;
+    workNodes.push(src, dst);
+    workUp.push(true, false);
+    src.upQueued = change;
+    dst.downQueued = change;
+    let head = 0;
     let budget = RELAX_BUDGET;
-    while (work.length > 0 && budget-- > 0) {
-      const [node, up] = work.shift() as [NetNode, boolean];
-      (up ? queuedUp : queuedDown).delete(node);
+    while (head < workNodes.length && budget-- > 0) {
+      const node = workNodes[head] as NetNode;
+      const up = workUp[head] as boolean;
+      head++;
+      if (up) node.upQueued = 0;
+      else node.downQueued = 0;
       const flows = up ? node.outFlows : node.inFlows;
-      for (const f of flows) scratchOld.set(f, up ? f.upOffer : f.downOffer);
+      for (const f of flows) f.prevOffer = up ? f.upOffer : f.downOffer;
       fill(up ? node.up : node.down, flows, up);
       for (const f of flows) {
-        touched.add(f);
-        const before = scratchOld.get(f) ?? 0;
+        if (f.touched !== change) {
+          f.touched = change;
+          touched.push(f);
+        }
+        const before = f.prevOffer;
         const after = up ? f.upOffer : f.downOffer;
         // The flow's other link capped it by this offer: re-fill that link when the offer moved noticeably.
         if (Math.abs(after - before) <= RELAX_EPSILON * Math.max(after, before)) continue;
-        const other = up ? f.dst : f.src;
-        const queued = up ? queuedDown : queuedUp;
-        if (queued.has(other)) continue;
-        queued.add(other);
-        work.push([other, !up]);
+        if (up) {
+          const other = f.dst;
+          if (other.downQueued === change) continue;
+          other.downQueued = change;
+          workNodes.push(other);
+          workUp.push(false);
+        } else {
+          const other = f.src;
+          if (other.upQueued === change) continue;
+          other.upQueued = change;
+          workNodes.push(other);
+          workUp.push(true);
+        }
       }
-      scratchOld.clear();
     }
     for (const f of touched) this.#retime(f);
   }
@@ -170,8 +206,6 @@ const RELAX_BUDGET = 8;
 /** Offers that moved by less than this fraction do not propagate. */
 const RELAX_EPSILON = 0.02;
 
-const scratchOld = new Map<Flow, number>();
-
 const scratch: Flow[] = [];
 
 /**
@@ -182,16 +216,19 @@ const scratch: Flow[] = [];
 function fill(capacity: number, flows: readonly Flow[], up: boolean): void {
   const n = flows.length;
   if (n === 0) return;
-  const capOf = (f: Flow): number => (up ? f.downOffer : f.upOffer);
+  if (n === 1) {
+    fillOne(capacity, flows[0] as Flow, up);
+    return;
+  }
   scratch.length = 0;
   for (const f of flows) scratch.push(f);
-  if (n > 1) scratch.sort((a, b) => capOf(a) - capOf(b));
+  scratch.sort(up ? byDownOffer : byUpOffer);
   let left = capacity;
   let k = n;
   let level = -1;
   for (const f of scratch) {
     const share = left / k;
-    const cap = capOf(f);
+    const cap = up ? f.downOffer : f.upOffer;
     const v = cap < share ? cap : share;
     if (cap >= share && level < 0) level = share;
     if (up) f.upFill = v;
@@ -203,5 +240,23 @@ function fill(capacity: number, flows: readonly Flow[], up: boolean): void {
     const offer = level >= 0 ? level : (up ? f.upFill : f.downFill) + Math.max(0, left);
     if (up) f.upOffer = offer;
     else f.downOffer = offer;
+  }
+}
+
+const byDownOffer = (a: Flow, b: Flow): number => a.downOffer - b.downOffer;
+const byUpOffer = (a: Flow, b: Flow): number => a.upOffer - b.upOffer;
+
+/** fill() for a link with one flow (the common case), same arithmetic without the sort. */
+function fillOne(capacity: number, f: Flow, up: boolean): void {
+  const cap = up ? f.downOffer : f.upOffer;
+  const v = cap < capacity ? cap : capacity;
+  const level = cap >= capacity ? capacity : -1;
+  const left = capacity - v;
+  if (up) {
+    f.upFill = v;
+    f.upOffer = level >= 0 ? level : v + Math.max(0, left);
+  } else {
+    f.downFill = v;
+    f.downOffer = level >= 0 ? level : v + Math.max(0, left);
   }
 }

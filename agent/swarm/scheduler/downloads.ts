@@ -28,7 +28,7 @@ export class Downloads {
   readonly #init: DownloadsInit;
   readonly #endgame: EndgamePolicy;
   readonly availability: Availability;
-  readonly #requests = new RequestTable();
+  readonly #requests: RequestTable;
   /** Pieces received and handed to the shell for hashing: piece → sender. */
   readonly #verifying = new Map<number, PeerId>();
   /** Pieces we do not hold verified (including those being verified): what the picker scans. */
@@ -39,6 +39,7 @@ export class Downloads {
     this.#init = init;
     this.#endgame = { threshold: init.config.endgameThreshold, maxPerPiece: init.config.endgameMaxRequestsPerPiece };
     this.availability = new Availability(init.pieceCount);
+    this.#requests = new RequestTable(init.pieceCount);
     this.#missing = new PieceSet(init.pieceCount);
     for (let p = 0; p < init.pieceCount; p++) if (!init.have.has(p)) this.#missing.add(p);
   }
@@ -53,12 +54,13 @@ export class Downloads {
 
   peerAdded(peer: PeerState): void {
     this.availability.add(peer.bitfield);
+    this.#countOpen(peer);
   }
 
   /** The peer is gone: its requests are void. Returns true when it had requests out (the caller refills). */
   peerRemoved(peer: PeerState): boolean {
     this.availability.remove(peer.bitfield);
-    for (const piece of peer.inflight.keys()) this.#requests.remove(piece, peer.id);
+    for (const piece of peer.inflight.keys()) this.#unrequest(piece, peer.id);
     const had = peer.inflight.size > 0;
     peer.inflight.clear();
     return had;
@@ -68,12 +70,14 @@ export class Downloads {
     this.availability.remove(peer.bitfield);
     peer.bitfield = bitfield;
     this.availability.add(bitfield);
+    this.#countOpen(peer);
   }
 
   /** Returns false when the peer already had it. */
   peerHas(peer: PeerState, piece: number): boolean {
     if (!peer.bitfield.set(piece)) return false;
     this.availability.increment(piece);
+    if (this.#isOpen(piece)) peer.openPieces++;
     return true;
   }
 
@@ -84,7 +88,7 @@ export class Downloads {
   received(peerId: PeerId, peer: PeerState | undefined, piece: number): void {
     const wasEndgame = this.endgame;
     if (peer !== undefined) {
-      if (peer.inflight.delete(piece)) this.#requests.remove(piece, peerId);
+      if (peer.inflight.delete(piece)) this.#unrequest(piece, peerId);
       peer.consecutiveTimeouts = 0;
       peer.depth = Math.min(this.#init.config.pipelineDepth, peer.depth + 1);
     }
@@ -92,7 +96,9 @@ export class Downloads {
     if (this.#init.have.has(piece) || this.#verifying.has(piece)) {
       this.wastedPieces++;
     } else {
+      const wasOpen = this.#isOpen(piece);
       this.#verifying.set(piece, peerId);
+      this.#openChanged(piece, wasOpen);
       refill.push(...this.#cancelOthers(piece, peerId));
     }
     this.#refill(wasEndgame, refill);
@@ -100,13 +106,18 @@ export class Downloads {
 
   /** The piece is stored (the scheduler has just set the have bit). */
   verified(piece: number, wasEndgame: boolean): void {
+    const wasOpen = this.#isOpen(piece);
     this.#verifying.delete(piece);
     this.#missing.delete(piece);
+    this.#openChanged(piece, wasOpen);
     this.#refill(wasEndgame, this.#cancelOthers(piece, undefined));
   }
 
   failed(peerId: PeerId, piece: number): void {
-    if (this.#verifying.get(piece) === peerId) this.#verifying.delete(piece);
+    if (this.#verifying.get(piece) !== peerId) return;
+    const wasOpen = this.#isOpen(piece);
+    this.#verifying.delete(piece);
+    this.#openChanged(piece, wasOpen);
   }
 
   /**
@@ -117,7 +128,7 @@ export class Downloads {
   rejected(peer: PeerState, piece: number): void {
     if (!peer.inflight.delete(piece)) return;
     const now = this.#init.clock.now();
-    this.#requests.remove(piece, peer.id);
+    this.#unrequest(piece, peer.id);
     peer.stats.rejected++;
     peer.backoffUntil = now + this.#init.config.rejectBackoffMs;
     const others = [...this.#init.peers.values()].filter((other) => other !== peer && other.bitfield.has(piece));
@@ -135,7 +146,7 @@ export class Downloads {
       if (expired.length === 0) continue;
       for (const piece of expired) {
         peer.inflight.delete(piece);
-        this.#requests.remove(piece, peer.id);
+        this.#unrequest(piece, peer.id);
         peer.avoid.set(piece, now + config.requestTimeoutMs);
         peer.stats.timeouts++;
         peer.consecutiveTimeouts++;
@@ -153,24 +164,32 @@ export class Downloads {
 
   /** Top up one peer's pipeline: unrequested pieces first; in endgame, then duplicates of requested ones. */
   fill(peer: PeerState): void {
-    const { have, config, clock, policy, rng } = this.#init;
+    const { have, clock } = this.#init;
     if (have.complete) return;
     const now = clock.now();
     let slots = peer.freeSlots(now);
     if (slots === 0) return;
+    const endgame = this.endgame;
+    // Every first-pass candidate is one of the peer's open pieces: with none, the scan would find nothing.
+    if (peer.openPieces > 0) slots = this.#fillPass(peer, now, slots, false);
+    if (endgame && slots > 0) this.#fillPass(peer, now, slots, true);
+  }
+
+  /** One picker pass over the missing pieces; returns the slots left. */
+  #fillPass(peer: PeerState, now: number, slots: number, duplicates: boolean): number {
+    const { have, config, policy, rng } = this.#init;
     const wanted = (piece: number): boolean =>
       peer.bitfield.has(piece) && !have.has(piece) && !this.#verifying.has(piece) && !peer.inflight.has(piece) && !peer.avoids(piece, now);
-    const passes: Array<(piece: number) => boolean> = [(p) => wanted(p) && this.#requests.count(p) === 0];
-    if (this.endgame) passes.push((p) => wanted(p) && mayRequest(this.#requests.count(p), true, this.#endgame));
-    for (const isCandidate of passes) {
-      if (slots === 0) break;
-      for (const piece of policy.pick({ pieces: this.#missing.items, limit: slots, isCandidate, availability: this.availability, rng })) {
-        peer.inflight.set(piece, now + config.requestTimeoutMs);
-        this.#requests.add(piece, peer.id);
-        this.#init.emit({ type: 'request', peerId: peer.id, piece });
-        slots--;
-      }
+    const isCandidate = duplicates
+      ? (p: number): boolean => wanted(p) && mayRequest(this.#requests.count(p), true, this.#endgame)
+      : (p: number): boolean => wanted(p) && this.#requests.count(p) === 0;
+    for (const piece of policy.pick({ pieces: this.#missing.items, limit: slots, isCandidate, availability: this.availability, rng })) {
+      peer.inflight.set(piece, now + config.requestTimeoutMs);
+      this.#request(piece, peer.id);
+      this.#init.emit({ type: 'request', peerId: peer.id, piece });
+      slots--;
     }
+    return slots;
   }
 
   /** Fill only `peers`, unless endgame has just begun: then everyone may take duplicates. */
@@ -184,7 +203,7 @@ export class Downloads {
     const freed: PeerState[] = [];
     for (const other of this.#requests.requesters(piece)) {
       if (other === keep) continue;
-      this.#requests.remove(piece, other);
+      this.#unrequest(piece, other);
       const peer = this.#init.peers.get(other);
       if (peer !== undefined) {
         peer.inflight.delete(piece);
@@ -193,5 +212,38 @@ export class Downloads {
       this.#init.emit({ type: 'cancel', peerId: other, piece });
     }
     return freed;
+  }
+
+  // --- open pieces (PeerState.openPieces) ----------------------------------------------------------------------
+
+  /** Missing, not being verified, nobody asked: a piece a first fill pass could choose. */
+  #isOpen(piece: number): boolean {
+    return this.#missing.has(piece) && !this.#verifying.has(piece) && this.#requests.count(piece) === 0;
+  }
+
+  /** The piece became open or stopped being open: adjust the count of every connected peer that has it. */
+  #openChanged(piece: number, wasOpen: boolean): void {
+    const open = this.#isOpen(piece);
+    if (open === wasOpen) return;
+    const delta = open ? 1 : -1;
+    for (const peer of this.#init.peers.values()) if (peer.bitfield.has(piece)) peer.openPieces += delta;
+  }
+
+  #countOpen(peer: PeerState): void {
+    let n = 0;
+    for (const piece of this.#missing.items) if (peer.bitfield.has(piece) && this.#isOpen(piece)) n++;
+    peer.openPieces = n;
+  }
+
+  #request(piece: number, peerId: PeerId): void {
+    const wasOpen = this.#isOpen(piece);
+    this.#requests.add(piece, peerId);
+    this.#openChanged(piece, wasOpen);
+  }
+
+  #unrequest(piece: number, peerId: PeerId): void {
+    const wasOpen = this.#isOpen(piece);
+    this.#requests.remove(piece, peerId);
+    this.#openChanged(piece, wasOpen);
   }
 }

@@ -29,6 +29,11 @@ export class PeerState {
   /** Pieces not to ask this peer for again before the given time (it timed out on them). */
   readonly avoid = new Map<number, number>();
   readonly stats: PeerStats = { piecesDown: 0, piecesUp: 0, bytesDown: 0, bytesUp: 0, timeouts: 0, rejected: 0 };
+  /**
+   * Pieces this peer has that are open (we miss them, none is being verified, nobody is asked for them): kept by
+   * Downloads so that filling a peer with none skips the picker's scan (a cost shortcut, it decides nothing).
+   */
+  openPieces = 0;
 
   constructor(id: PeerId, bitfield: Bitfield, depth: number, now: number) {
     this.id = id;
@@ -53,6 +58,14 @@ export class PeerState {
 
   /** Pieces whose request deadline has passed, ascending deadline. */
   expired(now: number): number[] {
+    let any = false;
+    for (const deadline of this.inflight.values()) {
+      if (deadline <= now) {
+        any = true;
+        break;
+      }
+    }
+    if (!any) return [];
     return [...this.inflight].filter(([, deadline]) => deadline <= now).sort((a, b) => a[1] - b[1] || a[0] - b[0]).map(([p]) => p);
   }
 }
