@@ -2,7 +2,10 @@
  * PieceFile: a partial blob on disk, filled piece by piece in any order, readable (for uploads) only where verified.
  *
  * Files: `<path>` holds the data (created at the blob's size, pieces written at their offsets), `<path>.pieces` is a
- * sidecar with the verified-piece bitfield, rewritten (temp file + rename, so never torn) after each written piece.
+ * sidecar with the verified-piece bitfield, rewritten (temp file + rename, so never torn) at most once per
+ * PERSIST_INTERVAL_MS while pieces arrive, and once more on close. (Rewriting it after every piece cost ~8% of an
+ * agent's CPU in the 100-agent rollout profile.) A crash loses at most that interval's pieces from the sidecar; they
+ * are downloaded again.
  * The data is not fsynced: after a crash the sidecar may claim a piece whose bytes never reached the disk, so
  * `open()` re-hashes every claimed piece and drops the ones that do not match. Resume therefore costs one read of
  * what was already downloaded, and the sidecar can never make an unverified byte count as verified.
@@ -31,6 +34,9 @@ interface Sidecar {
 /** Read chunk for whole-file hashing. */
 const HASH_CHUNK = 1 << 20;
 
+/** Least time between two sidecar writes while pieces arrive (see the file comment). */
+export const PERSIST_INTERVAL_MS = 5000;
+
 export class PieceFile implements PieceSource {
   readonly path: string;
   readonly sidecarPath: string;
@@ -40,6 +46,11 @@ export class PieceFile implements PieceSource {
   #persisting: Promise<void> = Promise.resolve();
   #dirty = false;
   #closed = false;
+  /** remove() was called: no more sidecar writes. */
+  #removed = false;
+  /** A delayed sidecar write (pieces arrived since the last write, within PERSIST_INTERVAL_MS of it). */
+  #persistTimer: NodeJS.Timeout | undefined;
+  #lastPersist = Number.NEGATIVE_INFINITY;
 
   private constructor(path: string, meta: Metainfo, fh: FileHandle, have: Bitfield) {
     this.path = path;
@@ -105,7 +116,7 @@ export class PieceFile implements PieceSource {
       throw isLayerswarmError(err) ? err : fsError(err, `write piece ${piece} of ${this.path}`);
     }
     this.have.set(piece);
-    await this.#persist();
+    this.#persistSoon();
   }
 
   async readPiece(piece: number, signal: AbortSignal): Promise<Buffer> {
@@ -127,15 +138,40 @@ export class PieceFile implements PieceSource {
 
   async close(): Promise<void> {
     if (this.#closed) return;
+    const unsaved = this.#persistTimer !== undefined;
+    clearTimeout(this.#persistTimer);
+    this.#persistTimer = undefined;
+    if (unsaved) await this.#persist().catch(() => undefined);
     this.#closed = true;
-    await this.#persisting;
+    await this.#persisting.catch(() => undefined);
     await this.#fh.close().catch(() => undefined);
   }
 
   /** Close and delete the data file and its sidecar. */
   async remove(): Promise<void> {
+    this.#removed = true;
     await this.close();
     await Promise.all([rm(this.path, { force: true }), rm(this.sidecarPath, { force: true }), rm(`${this.sidecarPath}.tmp`, { force: true })]).catch(() => undefined);
+  }
+
+  /**
+   * Write the sidecar now, or when PERSIST_INTERVAL_MS has passed since the last write. A failed background write
+   * only costs resume progress (the sidecar is a hint that open() re-verifies), so it is not reported to writePiece.
+   */
+  #persistSoon(): void {
+    if (this.#persistTimer !== undefined || this.#closed) return;
+    const wait = this.#lastPersist + PERSIST_INTERVAL_MS - performance.now();
+    const run = (): void => {
+      this.#persistTimer = undefined;
+      this.#lastPersist = performance.now();
+      this.#persist().catch(() => undefined);
+    };
+    if (wait <= 0) {
+      run();
+      return;
+    }
+    this.#persistTimer = setTimeout(run, wait);
+    this.#persistTimer.unref();
   }
 
   /** Write the sidecar; concurrent calls coalesce into at most one more write after the running one. */
@@ -144,7 +180,7 @@ export class PieceFile implements PieceSource {
     this.#dirty = true;
     this.#persisting = this.#persisting.catch(() => undefined).then(async () => {
       this.#dirty = false;
-      if (this.#closed) return;
+      if (this.#removed) return;
       const sidecar: Sidecar = { digest: this.#meta.digest, size: this.#meta.size, pieceLength: this.#meta.pieceLength, have: Buffer.from(this.have.toBytes()).toString('base64') };
       const tmp = `${this.sidecarPath}.tmp`;
       try {

@@ -13,7 +13,7 @@
  * Events are fed through one queue, so a command never re-enters the scheduler while it is handling an event.
  */
 import { performance } from 'node:perf_hooks';
-import { raceAbort, withTimeout } from '../../../shared/abort.ts';
+import { raceAbort, scopedTimeout, withTimeout } from '../../../shared/abort.ts';
 import { LayerswarmError, toLayerswarmError } from '../../../shared/errors.ts';
 import type { Logger } from '../../../shared/logging.ts';
 import type { Metainfo } from '../../../shared/swarm/metainfo.ts';
@@ -391,11 +391,14 @@ export class Torrent {
     traffic.piecesDown++;
     if (this.#credited.set(piece)) this.#host.events?.pieceBytes?.('down', conn.kind, length, this.#roleOf(conn.peerId));
     if (this.#file !== undefined && !this.#file.have.has(piece)) {
+      const deadline = scopedTimeout(this.#lifetime.signal, this.#host.config.fileTimeoutMs);
       try {
-        await this.#file.writePiece(piece, payload, withTimeout(this.#lifetime.signal, this.#host.config.fileTimeoutMs));
+        await this.#file.writePiece(piece, payload, deadline.signal);
       } catch (err) {
         this.#fail(toLayerswarmError(err, 'STORE_IO'));
         return;
+      } finally {
+        deadline.dispose();
       }
     }
     this.#feed({ type: 'pieceVerified', piece });
@@ -406,7 +409,8 @@ export class Torrent {
   }
 
   async #upload(conn: PeerConn, piece: number): Promise<void> {
-    const signal = withTimeout(this.#lifetime.signal, this.#host.config.uploadTimeoutMs);
+    const deadline = scopedTimeout(this.#lifetime.signal, this.#host.config.uploadTimeoutMs);
+    const { signal } = deadline;
     try {
       const bytes = await this.#source.readPiece(piece, signal);
       if (TEST_CORRUPT_UPLOADS && bytes.byteLength > 0) bytes[0] = (bytes[0] ?? 0) ^ 0xff; // test-only, see above
@@ -420,6 +424,8 @@ export class Torrent {
         this.#log.debug({ err, peer: conn.peerId, piece }, 'upload failed, closing the connection');
         conn.close();
       }
+    } finally {
+      deadline.dispose();
     }
     this.#feed({ type: 'uploadDone', peerId: conn.peerId, piece });
   }
