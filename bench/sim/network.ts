@@ -137,24 +137,26 @@ export class Network {
 
   /**
    * The flow sets of src's uplink and dst's downlink changed: re-share, relax the offers outward, re-time. Allocation
-   * free (it runs twice per piece): the worklist and the touched flows live in reused arrays, "queued" and "touched"
-   * are stamps of the current change on the nodes and flows (a stamp of an earlier change means no).
+   * free (it runs twice per piece): the worklist and the touched flows live in reused arrays, filled by index (setting
+   * an array's length to 0 would drop its backing store), "queued" and "touched" are stamps of the current change on
+   * the nodes and flows (a stamp of an earlier change means no).
    */
   #changed(src: NetNode, dst: NetNode): void {
     const change = ++this.#change;
     const workNodes = this.#workNodes;
     const workUp = this.#workUp;
     const touched = this.#touched;
-    workNodes.length = 0;
-    workUp.length = 0;
-    touched.length = 0;
-    workNodes.push(src, dst);
-    workUp.push(true, false);
+    workNodes[0] = src;
+    workUp[0] = true;
+    workNodes[1] = dst;
+    workUp[1] = false;
+    let tail = 2;
+    let nTouched = 0;
     src.upQueued = change;
     dst.downQueued = change;
     let head = 0;
     let budget = RELAX_BUDGET;
-    while (head < workNodes.length && budget-- > 0) {
+    while (head < tail && budget-- > 0) {
       const node = workNodes[head] as NetNode;
       const up = workUp[head] as boolean;
       head++;
@@ -166,7 +168,7 @@ export class Network {
       for (const f of flows) {
         if (f.touched !== change) {
           f.touched = change;
-          touched.push(f);
+          touched[nTouched++] = f;
         }
         const before = f.prevOffer;
         const after = up ? f.upOffer : f.downOffer;
@@ -176,18 +178,18 @@ export class Network {
           const other = f.dst;
           if (other.downQueued === change) continue;
           other.downQueued = change;
-          workNodes.push(other);
-          workUp.push(false);
+          workNodes[tail] = other;
+          workUp[tail++] = false;
         } else {
           const other = f.src;
           if (other.upQueued === change) continue;
           other.upQueued = change;
-          workNodes.push(other);
-          workUp.push(true);
+          workNodes[tail] = other;
+          workUp[tail++] = true;
         }
       }
     }
-    for (const f of touched) this.#retime(f);
+    for (let i = 0; i < nTouched; i++) this.#retime(touched[i] as Flow);
   }
 
   #retime(flow: Flow): void {
@@ -220,13 +222,32 @@ function fill(capacity: number, flows: readonly Flow[], up: boolean): void {
     fillOne(capacity, flows[0] as Flow, up);
     return;
   }
-  scratch.length = 0;
-  for (const f of flows) scratch.push(f);
-  scratch.sort(up ? byDownOffer : byUpOffer);
+  // Stable insertion sort by the other link's offer (n is small: a handful of flows per link; Array.sort's set-up
+  // cost dominates at that size). Stable, so the order, and the arithmetic below, are what a stable sort gives.
+  // scratch[0..n) is this fill's order; written by index, the array keeps its backing store between fills.
+  for (let i = 0; i < n; i++) {
+    const f = flows[i] as Flow;
+    scratch[i] = f;
+    if (n > 32) continue;
+    const cap = up ? f.downOffer : f.upOffer;
+    let j = i;
+    while (j > 0) {
+      const prev = scratch[j - 1] as Flow;
+      if ((up ? prev.downOffer : prev.upOffer) - cap <= 0) break;
+      scratch[j] = prev;
+      j--;
+    }
+    scratch[j] = f;
+  }
+  if (n > 32) {
+    const sorted = scratch.slice(0, n).sort(up ? (a, b) => a.downOffer - b.downOffer : (a, b) => a.upOffer - b.upOffer);
+    for (let i = 0; i < n; i++) scratch[i] = sorted[i] as Flow;
+  }
   let left = capacity;
   let k = n;
   let level = -1;
-  for (const f of scratch) {
+  for (let i = 0; i < n; i++) {
+    const f = scratch[i] as Flow;
     const share = left / k;
     const cap = up ? f.downOffer : f.upOffer;
     const v = cap < share ? cap : share;
@@ -242,9 +263,6 @@ function fill(capacity: number, flows: readonly Flow[], up: boolean): void {
     else f.downOffer = offer;
   }
 }
-
-const byDownOffer = (a: Flow, b: Flow): number => a.downOffer - b.downOffer;
-const byUpOffer = (a: Flow, b: Flow): number => a.upOffer - b.upOffer;
 
 /** fill() for a link with one flow (the common case), same arithmetic without the sort. */
 function fillOne(capacity: number, f: Flow, up: boolean): void {
