@@ -10,67 +10,110 @@ export interface Scheduled {
   run: () => void;
 }
 
+/**
+ * The heap lives in parallel arrays (times and sequence numbers in Float64Arrays, callbacks in a plain array): no
+ * object per event, and the comparisons read contiguous memory.
+ */
 export class EventQueue {
-  #heap: Scheduled[] = [];
+  #at = new Float64Array(1024);
+  #seqs = new Float64Array(1024);
+  #runs: Array<() => void> = [];
+  #n = 0;
   #seq = 0;
   /** Events run so far. */
   executed = 0;
 
   get size(): number {
-    return this.#heap.length;
+    return this.#n;
   }
 
   /** Time of the next event, Infinity when none. */
   peekTime(): number {
-    return this.#heap[0]?.at ?? Number.POSITIVE_INFINITY;
+    return this.#n > 0 ? (this.#at[0] as number) : Number.POSITIVE_INFINITY;
   }
 
   at(at: number, run: () => void): void {
-    const heap = this.#heap;
-    const item: Scheduled = { at, seq: this.#seq++, run };
-    let i = heap.length;
-    heap.push(item);
+    if (this.#n === this.#at.length) this.#grow();
+    const times = this.#at;
+    const seqs = this.#seqs;
+    const runs = this.#runs;
+    const seq = this.#seq++;
+    let i = this.#n++;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      const p = heap[parent] as Scheduled;
-      if (p.at < at || (p.at === at && p.seq < item.seq)) break;
-      heap[i] = p;
+      const pt = times[parent] as number;
+      if (pt < at || (pt === at && (seqs[parent] as number) < seq)) break;
+      times[i] = pt;
+      seqs[i] = seqs[parent] as number;
+      runs[i] = runs[parent] as () => void;
       i = parent;
     }
-    heap[i] = item;
+    times[i] = at;
+    seqs[i] = seq;
+    runs[i] = run;
   }
 
-  /** Remove and return the earliest event (the caller checks peekTime first). */
-  pop(): Scheduled {
-    const heap = this.#heap;
-    const top = heap[0] as Scheduled;
-    const last = heap.pop() as Scheduled;
-    const n = heap.length;
+  /** Remove the earliest event and return its callback (the caller checks peekTime first). */
+  popRun(): () => void {
+    const times = this.#at;
+    const seqs = this.#seqs;
+    const runs = this.#runs;
+    const top = runs[0] as () => void;
+    const n = --this.#n;
     if (n > 0) {
+      const lastAt = times[n] as number;
+      const lastSeq = seqs[n] as number;
+      const lastRun = runs[n] as () => void;
       let i = 0;
       for (;;) {
         const l = 2 * i + 1;
         if (l >= n) break;
         const r = l + 1;
         let m = l;
-        let c = heap[l] as Scheduled;
+        let ct = times[l] as number;
+        let cs = seqs[l] as number;
         if (r < n) {
-          const rc = heap[r] as Scheduled;
-          if (rc.at < c.at || (rc.at === c.at && rc.seq < c.seq)) {
+          const rt = times[r] as number;
+          const rs = seqs[r] as number;
+          if (rt < ct || (rt === ct && rs < cs)) {
             m = r;
-            c = rc;
+            ct = rt;
+            cs = rs;
           }
         }
-        if (last.at < c.at || (last.at === c.at && last.seq < c.seq)) break;
-        heap[i] = c;
+        if (lastAt < ct || (lastAt === ct && lastSeq < cs)) break;
+        times[i] = ct;
+        seqs[i] = cs;
+        runs[i] = runs[m] as () => void;
         i = m;
       }
-      heap[i] = last;
+      times[i] = lastAt;
+      seqs[i] = lastSeq;
+      runs[i] = lastRun;
     }
+    runs[n] = noop; // drop the reference
     this.executed++;
     return top;
   }
+
+  /** Remove and return the earliest event (tests; the loop uses popRun). */
+  pop(): Scheduled {
+    const at = this.#at[0] as number;
+    const seq = this.#seqs[0] as number;
+    return { at, seq, run: this.popRun() };
+  }
+
+  #grow(): void {
+    const at = new Float64Array(this.#at.length * 2);
+    at.set(this.#at);
+    this.#at = at;
+    const seqs = new Float64Array(this.#seqs.length * 2);
+    seqs.set(this.#seqs);
+    this.#seqs = seqs;
+  }
 }
+
+const noop = (): void => {};
 
 /** An element of an IndexedHeap: the heap keeps `heapIndex` current (-1 when not in the heap). */
 export interface HeapItem {

@@ -169,7 +169,7 @@ export class SwarmPeer {
         const link = this.links.get(c.peerId);
         if (link === undefined) return;
         (link.a === this ? link.askedByA : link.askedByB).add(c.piece);
-        this.#send(link, c.peerId, (to) => to.handle({ type: 'requestReceived', peerId: this.id, piece: c.piece }));
+        this.#deliver(link, { type: 'requestReceived', peerId: this.id, piece: c.piece });
         return;
       }
       case 'cancel': {
@@ -186,7 +186,7 @@ export class SwarmPeer {
       }
       case 'sendHave': {
         const link = this.links.get(c.peerId);
-        if (link !== undefined) this.#send(link, c.peerId, (to) => to.handle({ type: 'have', peerId: this.id, piece: c.piece }));
+        if (link !== undefined) this.#deliver(link, { type: 'have', peerId: this.id, piece: c.piece });
         return;
       }
       case 'sendPiece':
@@ -220,6 +220,15 @@ export class SwarmPeer {
       if (to.links.get(this.id) === link) deliver(to);
     });
     void remote;
+  }
+
+  /** #send of one scheduler event (one closure per message instead of two). */
+  #deliver(link: Link, event: SchedulerEvent): void {
+    const to = link.a === this ? link.b : link.a;
+    const world = this.#world;
+    world.queue.at(world.clock.now() + world.latencyMs, () => {
+      if (to.links.get(this.id) === link) to.handle(event);
+    });
   }
 
   /** Wire cancel: a rejection when the receiver had asked us for the piece, then a cancel of its queued upload. */
