@@ -95,14 +95,12 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     return results.completed === options.nodes && checkConsistency(results).length === 0 ? 0 : 1;
   }
   const points: Array<{ label: string; results: RolloutResults }> = [];
-  for (const nodes of project.nodes) {
-    for (const size of project.imageSizes) {
-      const label = `${nodes}-${humanBytes(size).replace(/\s+/g, '')}`;
-      const maxPeersPerSwarm = Math.max(options.maxPeersPerSwarm, nodes + 1);
-      const o: SimOptions = { ...options, nodes, layers: scaleLayers(options.layers, size), maxPeersPerSwarm };
-      say(`point ${label}: ${nodes} agents, image ${humanBytes(size)}${maxPeersPerSwarm !== options.maxPeersPerSwarm ? ` (tracker maxPeersPerSwarm raised to ${maxPeersPerSwarm})` : ''}`);
-      points.push({ label, results: await runOne(o, `${command} # point ${label}`, machine, join(options.outDir, label)) });
-    }
+  for (const { nodes, imageBytes: size } of project.points) {
+    const label = `${nodes}-${humanBytes(size).replace(/\s+/g, '')}`;
+    const maxPeersPerSwarm = Math.max(options.maxPeersPerSwarm, nodes + 1);
+    const o: SimOptions = { ...options, nodes, layers: scaleLayers(options.layers, size), maxPeersPerSwarm };
+    say(`point ${label}: ${nodes} agents, image ${humanBytes(size)}${maxPeersPerSwarm !== options.maxPeersPerSwarm ? ` (tracker maxPeersPerSwarm raised to ${maxPeersPerSwarm})` : ''}`);
+    points.push({ label, results: await runOne(o, `${command} # point ${label}`, machine, join(options.outDir, label)) });
   }
   const table = projectTable(points);
   console.log('\n' + table + '\n');

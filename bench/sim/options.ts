@@ -47,6 +47,8 @@ export interface ProjectOptions {
   readonly nodes: readonly number[];
   /** Image sizes (bytes); each split into layers in the proportions of --layers. */
   readonly imageSizes: readonly number[];
+  /** The sweep's points in order: nodes × imageSizes, or the explicit --project-points list. */
+  readonly points: ReadonlyArray<{ readonly nodes: number; readonly imageBytes: number }>;
 }
 
 const MiB = 2 ** 20;
@@ -118,6 +120,10 @@ Options:
                           writes DIR/<N>-<size>/results.json and DIR/summary.{md,json}
   --project-nodes LIST    N values of the sweep (default 1000,5000,10000)
   --project-sizes LIST    image sizes of the sweep (default 1GiB,4GiB,10GiB)
+  --project-points LIST   explicit points instead of the grid, NxSIZE,... The full grid is ~300 M events (~6,000 per
+                          node at 1 GiB, more at 10 GiB): over an hour at the ~70 k events/s of a shared 2-core
+                          machine. Reduced grid: 1000x1GiB,1000x4GiB,1000x10GiB,5000x1GiB (~50 M events), with
+                          N = 10,000 × 1 GiB as a run of its own (~60 M events)
   --quiet                 no progress lines
   -h, --help`;
 
@@ -134,7 +140,7 @@ export function parseSimArgs(argv: readonly string[]): ParsedArgs {
       'slow-fraction': str, 'slow-factor': str, 'corrupt-fraction': str, 'churn-fraction': str, 'churn-downtime-ms': str, 'tick-ms': str,
       'pipeline-depth': str, 'max-connections': str, 'max-upload-slots': str, 'max-upload-queue': str, 'endgame-threshold': str, 'announce-interval-ms': str, scheduler: str, 'seeder-scheduler': str,
       'seed-fresh-first': str, 'handout-size': str, 'max-peers-per-swarm': str, 'max-seconds': str, out: str, project: { type: 'boolean' },
-      'project-nodes': str, 'project-sizes': str, quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      'project-nodes': str, 'project-sizes': str, 'project-points': str, quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help === true) return { help: true };
@@ -214,16 +220,7 @@ export function parseSimArgs(argv: readonly string[]): ParsedArgs {
     outDir: values.out ?? d.outDir,
     quiet: values.quiet === true,
   };
-  const project = values.project === true
-    ? {
-      nodes: (values['project-nodes'] ?? '1000,5000,10000').split(',').map((s) => {
-        const n = Number(s);
-        if (!Number.isSafeInteger(n) || n < 1) throw new Error(`--project-nodes: expected integers, got ${JSON.stringify(values['project-nodes'])}`);
-        return n;
-      }),
-      imageSizes: values['project-sizes'] === undefined ? [GiB, 4 * GiB, 10 * GiB] : sizes('project-sizes', values['project-sizes']),
-    }
-    : undefined;
+  const project = values.project === true ? projectOf(values['project-nodes'], values['project-sizes'], values['project-points'], sizes) : undefined;
   return { help: false, options, project, command: ['layerswarm', 'bench', 'simulate', ...argv].join(' ') };
 }
 
@@ -245,4 +242,22 @@ function pieceBytesOf(kib: number | undefined): number | undefined {
   if (kib === undefined) return undefined;
   if ((kib & (kib - 1)) !== 0) throw new Error(`--piece-kib: ${kib} is not a power of two`);
   return kib * 1024;
+}
+
+/** --project: the grid of --project-nodes × --project-sizes, or the explicit --project-points (NxSIZE,...). */
+function projectOf(nodesRaw: string | undefined, sizesRaw: string | undefined, pointsRaw: string | undefined, sizes: (flag: string, raw: string) => number[]): ProjectOptions {
+  const count = (flag: string, s: string): number => {
+    const n = Number(s);
+    if (!Number.isSafeInteger(n) || n < 1) throw new Error(`--${flag}: expected integers, got ${JSON.stringify(s)}`);
+    return n;
+  };
+  const nodes = (nodesRaw ?? '1000,5000,10000').split(',').map((s) => count('project-nodes', s.trim()));
+  const imageSizes = sizesRaw === undefined ? [GiB, 4 * GiB, 10 * GiB] : sizes('project-sizes', sizesRaw);
+  if (pointsRaw === undefined) return { nodes, imageSizes, points: nodes.flatMap((n) => imageSizes.map((imageBytes) => ({ nodes: n, imageBytes }))) };
+  const points = pointsRaw.split(',').map((p) => {
+    const m = /^\s*(\d+)\s*[x×]\s*(\S+)\s*$/.exec(p);
+    if (m === null) throw new Error(`--project-points: expected NxSIZE such as 1000x4GiB, got ${JSON.stringify(p)}`);
+    return { nodes: count('project-points', m[1] as string), imageBytes: sizes('project-points', m[2] as string)[0] as number };
+  });
+  return { nodes: [...new Set(points.map((p) => p.nodes))], imageSizes: [...new Set(points.map((p) => p.imageBytes))], points };
 }

@@ -125,4 +125,40 @@ describe('bench/sim options', () => {
     assert.throws(() => parseSimArgs(['--nodes', '0']), /--nodes/);
     assert.deepEqual(scaleLayers([2, 1, 1], 1000), [500, 250, 250]);
   });
+
+  it('--project: the N × size grid in order, or explicit --project-points', () => {
+    const GiB = 2 ** 30;
+    const grid = parseSimArgs(['--project', '--project-nodes', '10,20', '--project-sizes', '1GiB,4GiB']);
+    assert.ok(!grid.help);
+    assert.deepEqual(grid.project?.points, [{ nodes: 10, imageBytes: GiB }, { nodes: 10, imageBytes: 4 * GiB }, { nodes: 20, imageBytes: GiB }, { nodes: 20, imageBytes: 4 * GiB }]);
+    const some = parseSimArgs(['--project', '--project-points', '1000x1GiB, 1000x10GiB,5000x1GiB']);
+    assert.ok(!some.help);
+    assert.deepEqual(some.project?.points, [{ nodes: 1000, imageBytes: GiB }, { nodes: 1000, imageBytes: 10 * GiB }, { nodes: 5000, imageBytes: GiB }]);
+    assert.throws(() => parseSimArgs(['--project', '--project-points', '1000-1GiB']), /--project-points/);
+  });
+
+  it('the event queue keeps (time, insertion) order through growth and interleaved pops', () => {
+    const q = new EventQueue();
+    const seen: number[] = [];
+    const expected: Array<[number, number]> = [];
+    let id = 0;
+    for (let round = 0; round < 5; round++) {
+      for (let i = 0; i < 700; i++) {
+        const at = round * 10 + ((i * 7919) % 13);
+        const me = id++;
+        expected.push([at, me]);
+        q.at(at, () => seen.push(me));
+      }
+      for (let i = 0; i < 300; i++) q.popRun()();
+    }
+    while (q.size > 0) q.popRun()();
+    assert.equal(seen.length, expected.length);
+    // Events popped later were never earlier than those popped before them in the same drain; within one time, FIFO.
+    const byId = new Map(expected.map(([at, me]) => [me, at]));
+    for (let i = 1; i < seen.length; i++) {
+      const a = byId.get(seen[i - 1] as number) as number;
+      const b = byId.get(seen[i] as number) as number;
+      if (a === b) assert.ok((seen[i - 1] as number) < (seen[i] as number), 'FIFO among equal times');
+    }
+  });
 });
