@@ -1,10 +1,13 @@
 /**
  * Options of `layerswarm bench rollout` (bench/rollout.ts): parsing, defaults and the usage text.
  *
- * Defaults are sized for a 2-core machine (see bench/README.md "Rollout"): N = 500 agents at B = 128 KiB/s each
- * (N·B = 62.5 MiB/s of piece traffic, which this machine can move with every byte hashed and stored several times),
- * a 16 MiB image (2 layers of 8 MiB, 64 KiB pieces: see --piece-kib), the seeder at B_s = 4 MiB/s. T* = max(S/B_s, S/B, N·S/(B_s+N·B)) = 128 s, long
- * compared with the swarm's start-up (announce interval 5 s, metainfo, connections).
+ * Defaults are sized for a 2-core machine (see bench/README.md "Rollout"): N = 500 agents at B = 64 KiB/s each
+ * (N·B = 31 MiB/s of piece traffic; at 128 KiB/s, 62.5 MiB/s, 500 agents needed more CPU than 2 cores have and the
+ * run measured the CPU, not the swarm), an 8 MiB image (2 layers of 4 MiB, 32 KiB pieces: see --piece-kib), the
+ * seeder at B_s = 2 MiB/s. T* = max(S/B_s, S/B, N·S/(B_s+N·B)) = 128 s, long compared with the swarm's start-up
+ * (announce interval 5 s, metainfo, connections). A piece takes S_piece/B = 0.5 s on a full link, as with the
+ * earlier 64 KiB pieces at 128 KiB/s: the agent's fixed time constants (request timeout 10 s, reject backoff 0.5 s)
+ * keep the same meaning. (Slower pieces break that: in the simulator 64 KiB pieces at 64 KiB/s gave p50/T* 2.0.)
  */
 import { parseArgs } from 'node:util';
 
@@ -61,12 +64,13 @@ the baseline. Writes DIR/results.json (bench/lib/rollout-results.ts) and DIR/cdf
 Options:
   --nodes N                 agents (default 500)
   --hosts H                 host processes (default ceil(N/100), at most 8)
-  --layers LIST             layer sizes in MiB (default 8,8)
-  --piece-kib N             the seeder's --min-piece-length in KiB, a power of two (default 64: a piece takes
+  --layers LIST             layer sizes in MiB (default 4,4)
+  --piece-kib N             the seeder's --min-piece-length in KiB, a power of two (default 32: a piece takes
                             0.5 s at B, so the product's time constants (5 s no-peer, 10 s request, 30 s stall
-                            timeouts) keep their meaning at this scaled-down bandwidth; 128 pieces per 8 MiB layer)
-  --node-kibps X            B: every agent's upload and download limit, KiB/s (default 128)
-  --seed-mibps X            B_s: the seeder's upload limit, MiB/s (default 4)
+                            timeouts) keep their meaning at this scaled-down bandwidth; 128 pieces per 4 MiB layer)
+  --node-kibps X            B: every agent's upload and download limit, KiB/s (default 64; N·B = 31 MiB/s at
+                            N = 500, what 2 cores move with every byte hashed, stored and served several times)
+  --seed-mibps X            B_s: the seeder's upload limit, MiB/s (default 2)
   --origin-mibps X          origin link in the swarm run, MiB/s (default unlimited; the baseline uses B_s)
   --stagger-ms MS           spread node starts evenly over MS (default 0: all at once)
   --churn-fraction F        close this fraction of agents mid-run (excluded from completion stats, reported)
@@ -115,22 +119,22 @@ export function parseRolloutOptions(argv: readonly string[], isTty: boolean): Ro
   if (values.help) return undefined;
   const nodes = positive('nodes', values.nodes, 500, { integer: true });
   const hosts = Math.min(nodes, positive('hosts', values.hosts, Math.min(8, Math.ceil(nodes / 100)), { integer: true }));
-  const layers = (values.layers ?? '8,8').split(',').map((s) => Math.round(positive('layers', s.trim(), 1) * MiB));
+  const layers = (values.layers ?? '4,4').split(',').map((s) => Math.round(positive('layers', s.trim(), 1) * MiB));
   const baseline = values.baseline ?? 'capped';
   if (baseline !== 'full' && baseline !== 'capped' && baseline !== 'off') throw new Error(`--baseline: full, capped or off, got ${baseline}`);
   const churnFraction = fraction('churn-fraction', values['churn-fraction']);
   const slowFraction = fraction('slow-fraction', values['slow-fraction']);
   const corruptFraction = fraction('corrupt-fraction', values['corrupt-fraction']);
   if (churnFraction + slowFraction + corruptFraction >= 1) throw new Error('churn + slow + corrupt fractions must stay below 1');
-  const pieceBytes = positive('piece-kib', values['piece-kib'], 64, { integer: true }) * KiB;
+  const pieceBytes = positive('piece-kib', values['piece-kib'], 32, { integer: true }) * KiB;
   if ((pieceBytes & (pieceBytes - 1)) !== 0 || pieceBytes < 16 * KiB) throw new Error(`--piece-kib must be a power of two ≥ 16, got ${values['piece-kib']}`);
   return {
     nodes,
     hosts,
     layers,
     pieceBytes,
-    nodeRate: positive('node-kibps', values['node-kibps'], 128) * KiB,
-    seedRate: positive('seed-mibps', values['seed-mibps'], 4) * MiB,
+    nodeRate: positive('node-kibps', values['node-kibps'], 64) * KiB,
+    seedRate: positive('seed-mibps', values['seed-mibps'], 2) * MiB,
     originRate: values['origin-mibps'] === undefined ? undefined : positive('origin-mibps', values['origin-mibps'], 1) * MiB,
     staggerMs: positive('stagger-ms', values['stagger-ms'], 0, { zero: true }),
     churnFraction,

@@ -66,8 +66,9 @@ describe('scheduler swarm (in-process simulation)', () => {
     const finish = (slow: boolean, config: { requestTimeoutMs: number; endgameThreshold: number }): number => {
       const specs: SimNodeSpec[] = [{ id: 'seed', have: 'all' }, ...(slow ? [{ id: 'slow', have: 'all', transferMs: 2_000 } as const] : []), ...leechers(6)];
       // seedFreshFirst off: a complete slow peer would otherwise reject requests for pieces it already sent and so
-      // route some of them around itself; this test is about what endgame and timeouts alone do.
-      const sim = new Sim({ pieceCount: 40, seed: 3, config: { ...config, seedFreshFirst: false } }, specs);
+      // route some of them around itself; this test is about what endgame and timeouts alone do. A long upload queue
+      // for the same reason: a full short queue (the default) also turns requests away from the slow peer.
+      const sim = new Sim({ pieceCount: 40, seed: 3, config: { ...config, seedFreshFirst: false, maxUploadQueue: 64 } }, specs);
       assert.ok(sim.run(), `not all complete at ${sim.now} ms: ${summary(sim)}`);
       return sim.now;
     };
@@ -95,7 +96,8 @@ describe('scheduler swarm (in-process simulation)', () => {
     // The seeder's upload is the bottleneck: 8× slower per piece than a leecher's. T* ≈ pieceCount × 160 ms / 4 slots.
     const pieceCount = 32;
     const run = (seed: number, seedFreshFirst: boolean): { blobs: number; done: number; sim: Sim } => {
-      const sim = new Sim({ pieceCount, seed, config: { seedFreshFirst } }, [{ id: 'seed', have: 'all', transferMs: 160 }, ...leechers(8)]);
+      // A long upload queue, so that every rejection checked below is a fresh-first one, not a full queue's.
+      const sim = new Sim({ pieceCount, seed, config: { seedFreshFirst, maxUploadQueue: 64 } }, [{ id: 'seed', have: 'all', transferMs: 160 }, ...leechers(8)]);
       assert.ok(sim.run(), `not all complete at ${sim.now} ms: ${summary(sim)}`);
       assert.deepEqual(sim.errors, []);
       return { blobs: (sim.nodes.get('seed')?.piecesSent ?? 0) / pieceCount, done: sim.now, sim };
