@@ -11,7 +11,8 @@
  *      noPeerTimeoutMs no connected peer held a piece we lack, no piece was in flight, none was verified and no
  *      connected peer announced a new piece (Have) (reason no_peers: the tracker is gone, the seeder is gone, nobody
  *      has the blob; at the start of a large rollout neighbours that hold nothing yet but are receiving pieces keep
- *      the download in the swarm, and before any peer ever held a piece for us only "no connection at all" counts),
+ *      the download in the swarm, and before any peer ever held a piece for us only "no connection at all, and no peer
+ *      answering our dials, not even to refuse them for capacity" counts),
  *      or when peers are there but no new
  *      piece was verified for stallTimeoutMs (reason stalled; also when stallTimeoutMs ≤ noPeerTimeoutMs and no peer
  *      came); any other failure is reason swarm_error. All → origin; with `originRange` the verified pieces are kept
@@ -314,6 +315,7 @@ export class SwarmBlobSource implements BlobSource {
     let stallReason: SwarmFallbackReason = 'stalled';
     let have = -1;
     let haves = 0;
+    let answers = 0;
     // Fed: a peer has held a piece for us, or a piece came. Until then, connected neighbours that hold nothing yet
     // are not a reason to leave (a big rollout takes a while to reach every node); the stall timeout still applies.
     let fed = false;
@@ -334,6 +336,13 @@ export class SwarmBlobSource implements BlobSource {
       if (stats !== undefined && stats.havesReceived !== haves) {
         haves = stats.havesReceived;
         usable = now;
+      }
+      // Before we are fed: peers that answer (a handshake, or "no capacity") show a swarm that is there but busy; in a
+      // big rollout the last nodes to start find every peer full for a while (N = 500 emulation: 143 no_peers
+      // fallbacks). Once fed, only pieces and Haves count: new empty neighbours do not help.
+      if (stats !== undefined && stats.peerAnswers !== answers) {
+        answers = stats.peerAnswers;
+        if (!fed) usable = now;
       }
       // A new verified piece counts as well (it may have come from a peer that is gone already).
       usable = Math.max(usable, changed);

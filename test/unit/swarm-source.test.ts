@@ -36,7 +36,7 @@ class FakeOrigin implements BlobSource {
 }
 
 const stats = (digest: string, have: number, role: 'download' | 'seed' = 'download', extra: Partial<TorrentStats> = {}): TorrentStats => ({
-  digest, role, pieceCount: 7, have, complete: false, connected: 0, usefulPeers: 0, inFlight: 0, havesReceived: 0, bytesUp: 0, bytesDown: 0, piecesUp: 0, piecesDown: 0, badPieces: 0, rejected: 0, peers: {},
+  digest, role, pieceCount: 7, have, complete: false, connected: 0, usefulPeers: 0, inFlight: 0, havesReceived: 0, peerAnswers: 0, bytesUp: 0, bytesDown: 0, piecesUp: 0, piecesDown: 0, badPieces: 0, rejected: 0, peers: {},
   ...extra,
 });
 
@@ -332,6 +332,31 @@ describe('SwarmBlobSource', () => {
     w.advance(1);
     await outcome;
     assert.deepEqual(s.fallbacks, ['stalled']);
+  });
+
+  test('before any peer held a piece for us, peers that answer but refuse for capacity keep it in the swarm; silence → no_peers', async () => {
+    const w = new ManualWatchdog();
+    const s = setup({ stallTimeoutMs: 30_000, noPeerTimeoutMs: 5000, watchdog: w });
+    await s.store.init();
+    let downloadSignal: AbortSignal | undefined;
+    s.engine.download = async (m, { signal }) => {
+      downloadSignal = signal;
+      return hangUntilAborted(signal);
+    };
+    const outcome = s.fetcher.ensure(request, AbortSignal.timeout(5000));
+    await w.started();
+    // A late node in a big rollout: every peer it dials is full (no connection stays open), but they answer.
+    for (let t = 1; t <= 5; t++) {
+      s.engine.torrents.set(digest.value, stats(digest.value, 0, 'download', { connected: 0, peerAnswers: t * 4 }));
+      w.advance(4000);
+    }
+    assert.equal(downloadSignal?.aborted, false, '20 s with no connection, but peers kept answering');
+    // Nobody answers any more (the tracker hands out only dead addresses): no_peers after 5 s.
+    w.advance(4999);
+    assert.equal(downloadSignal?.aborted, false);
+    w.advance(1);
+    await outcome;
+    assert.deepEqual(s.fallbacks, ['no_peers']);
   });
 
   test('peers that hold missing pieces but deliver none → stalled (not no_peers), even with a shorter noPeerTimeoutMs', async () => {

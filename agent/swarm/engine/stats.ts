@@ -26,6 +26,12 @@ export interface TorrentStats {
   readonly inFlight: number;
   /** Have messages received so far: connected peers are getting pieces (the swarm around us is alive). */
   readonly havesReceived: number;
+  /**
+   * Peers that answered us so far: completed handshakes (inbound or outbound, kept or then closed for capacity) and
+   * polite refusals of our dials (no capacity, shutting down). Before any peer has held a piece for us, this is the
+   * no-peer watchdog's sign that the swarm is there, only busy.
+   */
+  readonly peerAnswers: number;
   readonly bytesUp: number;
   readonly bytesDown: number;
   readonly piecesUp: number;

@@ -64,6 +64,8 @@ export class Torrent {
   #announcedAt: number | undefined;
   /** Have messages received from any peer: the swarm around us is making progress (no-peer watchdog). */
   #havesReceived = 0;
+  /** Peers that answered us: a completed handshake either way, or a polite refusal (e.g. no capacity) of our dial. */
+  #peerAnswers = 0;
   readonly #queue: SchedulerEvent[] = [];
   readonly #handler: PeerConnHandler;
   #draining = false;
@@ -148,7 +150,7 @@ export class Torrent {
     return {
       digest: this.digest, role: this.role, pieceCount: this.meta.pieceHashes.length, have: s.have, complete: s.complete,
       connected: this.#links.conns.size, usefulPeers: this.#usefulPeers(), inFlight: s.requestsInFlight + s.verifying,
-      havesReceived: this.#havesReceived, ...t,
+      havesReceived: this.#havesReceived, peerAnswers: this.#peerAnswers, ...t,
     };
   }
 
@@ -289,6 +291,7 @@ export class Torrent {
         signal, connectTimeoutMs: config.connectTimeoutMs, handshakeTimeoutMs: config.handshakeTimeoutMs, track: this.#host.track,
       });
     } catch (err) {
+      if (err instanceof WireError && err.remote) this.#peerAnswers++;
       this.#log.debug({ err, peer: peerId, address }, 'dial failed');
     }
     if (this.#links.dials.get(peerId) === ac) this.#links.dials.delete(peerId);
@@ -304,6 +307,7 @@ export class Torrent {
       opened.connection.close(new WireError('SHUTTING_DOWN', 'torrent closed'));
       return;
     }
+    this.#peerAnswers++;
     const decision = this.#links.admit(remote.peerId, outbound);
     if (decision.action !== 'install') this.#log.debug({ peer: remote.peerId, outbound, action: decision.action }, 'second connection to a peer');
     if (decision.action === 'reject') {

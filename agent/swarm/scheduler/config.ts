@@ -11,7 +11,10 @@ export interface SchedulerConfig {
    * Of maxConnections, how many we may open ourselves (dials in progress + connections we dialled); the rest stays
    * free for peers dialling us. Without this reserve every node of a fresh rollout fills its slots with its own
    * dials and refuses everyone else's (measured in the simulator: N = 200, first byte p50 5 s with a cap of 10 and
-   * 25 s with 20, most dials closed 'capacity'). @default 5 (half of maxConnections when only that is overridden)
+   * 25 s with 20, most dials closed 'capacity'). Less than half: when every node dials half its cap, the
+   * connections exactly fill every slot, and the last nodes to start find every peer full (the N = 500 rollout
+   * emulation: 143 of 1000 layer downloads gave up with no_peers). @default 4 (40% of maxConnections, rounded up,
+   * when only that is overridden)
    */
   readonly maxOutboundConnections: number;
   /**
@@ -69,7 +72,7 @@ export interface SchedulerConfig {
 
 export const DEFAULT_SCHEDULER_CONFIG: SchedulerConfig = {
   maxConnections: 10,
-  maxOutboundConnections: 5,
+  maxOutboundConnections: 4,
   minAnnounceIntervalMs: 1_000,
   pipelineDepth: 3,
   requestTimeoutMs: 10_000,
@@ -90,9 +93,9 @@ export const DEFAULT_SCHEDULER_CONFIG: SchedulerConfig = {
 /** Defaults overlaid with `overrides`, validated. Throws CONFIG_INVALID naming the first bad field. */
 export function schedulerConfig(overrides: Partial<SchedulerConfig> = {}): SchedulerConfig {
   const merged = { ...DEFAULT_SCHEDULER_CONFIG, ...overrides };
-  // The outbound share follows an overridden cap unless it is set itself: half of it, at least 1.
+  // The outbound share follows an overridden cap unless it is set itself: 40% of it, at least 1.
   const config: SchedulerConfig = overrides.maxOutboundConnections === undefined && overrides.maxConnections !== undefined
-    ? { ...merged, maxOutboundConnections: Math.max(1, Math.ceil(merged.maxConnections / 2)) }
+    ? { ...merged, maxOutboundConnections: Math.max(1, Math.ceil((merged.maxConnections * 2) / 5)) }
     : merged;
   if (typeof config.seedFreshFirst !== 'boolean') {
     throw new LayerswarmError('CONFIG_INVALID', `scheduler seedFreshFirst must be a boolean, got ${String(config.seedFreshFirst)}`);
