@@ -11,7 +11,7 @@
  *      noPeerTimeoutMs no connected peer held a piece we lack, no piece was in flight, none was verified and no
  *      connected peer announced a new piece (Have) (reason no_peers: the tracker is gone, the seeder is gone, nobody
  *      has the blob; at the start of a large rollout neighbours that hold nothing yet but are receiving pieces keep
- *      the download in the swarm, and before any peer ever held a piece for us only "no connection at all, and no peer
+ *      the download in the swarm, and before the first piece came only "no connection at all, and no peer
  *      answering our dials, not even to refuse them for capacity" counts),
  *      or when peers are there but no new
  *      piece was verified for stallTimeoutMs (reason stalled; also when stallTimeoutMs ≤ noPeerTimeoutMs and no peer
@@ -159,7 +159,8 @@ export class SwarmBlobSource implements BlobSource {
       ({ size } = await this.#o.upstream.headBlob(request.registry, request.name, digest, { identity: request.identity, signal: AbortSignal.any([signal, AbortSignal.timeout(this.#o.metainfoTimeoutMs)]) }));
     } catch (err) {
       if (signal.aborted) throw err;
-      log.debug({ err }, 'origin HEAD failed; fetching from the origin');
+      // Not a swarm fallback (no metainfo was asked for), but the origin serves the whole blob: say so.
+      log.warn({ err }, 'origin HEAD failed; fetching the blob from the origin without the swarm');
       return origin.open(request, 0, signal);
     }
     if (size === undefined || size <= this.#o.originDirectMaxBytes) return origin.open(request, 0, signal);
@@ -313,11 +314,15 @@ export class SwarmBlobSource implements BlobSource {
     await this.#makeRoom();
     const stall = new AbortController();
     let stallReason: SwarmFallbackReason = 'stalled';
+    /** What the watchdog saw when it gave up (logged with the fallback). */
+    let seen: Record<string, unknown> = {};
     let have = -1;
     let haves = 0;
     let answers = 0;
-    // Fed: a peer has held a piece for us, or a piece came. Until then, connected neighbours that hold nothing yet
-    // are not a reason to leave (a big rollout takes a while to reach every node); the stall timeout still applies.
+    // Fed: a piece came. Until then, connected neighbours that hold nothing yet are not a reason to leave (a big
+    // rollout takes a while to reach every node); the stall timeout still applies. (A peer that merely held a piece
+    // for us, or a request in flight, is not enough: in the N = 500 emulation nodes whose only holder, the seeder,
+    // turned them away sat among empty neighbours and left with no_peers after 5 s.)
     let fed = false;
     let changed = this.#now();
     let usable = changed;
@@ -331,7 +336,7 @@ export class SwarmBlobSource implements BlobSource {
         changed = now;
       }
       if (stats !== undefined && (stats.usefulPeers > 0 || stats.inFlight > 0)) usable = now;
-      if (stats !== undefined && (stats.usefulPeers > 0 || stats.inFlight > 0 || stats.have > 0)) fed = true;
+      if (stats !== undefined && stats.have > 0) fed = true;
       // Neighbours announcing new pieces: the swarm around us is alive, pieces for us will follow.
       if (stats !== undefined && stats.havesReceived !== haves) {
         haves = stats.havesReceived;
@@ -346,10 +351,15 @@ export class SwarmBlobSource implements BlobSource {
       }
       // A new verified piece counts as well (it may have come from a peer that is gone already).
       usable = Math.max(usable, changed);
+      const giveUp = (): void => {
+        seen = { fed, connected: stats?.connected, usefulPeers: stats?.usefulPeers, inFlight: stats?.inFlight, havesReceived: stats?.havesReceived, peerAnswers: stats?.peerAnswers, rejected: stats?.rejected, msSinceUsable: now - usable, msSinceNewPiece: now - changed };
+      };
       if (now - usable >= noPeerTimeoutMs && (fed || (stats?.connected ?? 0) === 0)) {
+        giveUp();
         stallReason = 'no_peers';
         stall.abort(new LayerswarmError('ABORTED', `no connected peer held a missing piece for ${noPeerTimeoutMs} ms`));
       } else if (now - changed >= stallTimeoutMs) {
+        giveUp();
         stall.abort(new LayerswarmError('ABORTED', `no new verified piece for ${stallTimeoutMs} ms`));
       }
     }, Math.max(10, Math.min(1000, Math.floor(Math.min(stallTimeoutMs, noPeerTimeoutMs) / 4))));
@@ -358,7 +368,7 @@ export class SwarmBlobSource implements BlobSource {
     } catch (err) {
       if (signal.aborted) throw err;
       const reason: SwarmFallbackReason = stall.signal.aborted && isAbortError(err) ? stallReason : 'swarm_error';
-      this.#fallback(reason, meta.digest, log, stall.signal.aborted ? stall.signal.reason : err, { have: Math.max(have, 0), pieces: meta.pieceHashes.length });
+      this.#fallback(reason, meta.digest, log, stall.signal.aborted ? stall.signal.reason : err, { have: Math.max(have, 0), pieces: meta.pieceHashes.length, watchdog: seen });
       // The engine stops a download nobody waits for (keeping its file for #fromOrigin with originRange); make sure
       // no torrent stays behind.
       await engine.stopSeeding(meta.digest).catch(() => undefined);

@@ -85,13 +85,23 @@ export async function send(options: SendOptions): Promise<HttpResponse> {
       }, options.deadlineMs);
       let res: Dispatcher.ResponseData;
       try {
-        res = await request(url, {
+        const once = (): Promise<Dispatcher.ResponseData> => request(url, {
           dispatcher: options.dispatcher,
           method: options.method,
           headers,
           signal: controller.signal,
           ...(options.body !== undefined ? { body: options.body } : {}),
         });
+        try {
+          res = await once();
+        } catch (err) {
+          // A kept-alive connection the server had just closed ("other side closed", reset before any response):
+          // an idempotent request without a body is sent once more on a fresh connection, as Go's and curl's
+          // clients do. Seen under load in the 500-agent rollout: the HEAD failed and the agent fetched the blob
+          // from the origin instead of the swarm.
+          if (!isStaleConnection(err, options) || controller.signal.aborted) throw err;
+          res = await once();
+        }
       } catch (err) {
         options.onHop?.({ url, status: 0, durationMs: performance.now() - started });
         throw err;
@@ -264,6 +274,15 @@ export function abortError(signal: AbortSignal, what: string): LayerswarmError {
     return new LayerswarmError('UPSTREAM_TIMEOUT', `${what}: timed out`, { cause: reason });
   }
   return new LayerswarmError('ABORTED', `${what}: aborted`, { cause: reason });
+}
+
+const STALE_CONNECTION_CODES = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
+
+/** The request failed on a connection the server closed, and sending it again is safe (GET/HEAD, no body). */
+function isStaleConnection(err: unknown, options: SendOptions): boolean {
+  if ((options.method !== 'GET' && options.method !== 'HEAD') || options.body !== undefined) return false;
+  const code = errorCode(err);
+  return code !== undefined && STALE_CONNECTION_CODES.has(code);
 }
 
 function errorCode(err: unknown): string | undefined {

@@ -7,6 +7,7 @@
  * LAYERSWARM_TEST_CORRUPT_UPLOADS=1 in this process's environment makes all its agents serve corrupt pieces (the
  * engine reads it once, process-wide): the harness puts corrupt agents in a host process of their own.
  */
+import { appendFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { loadAgentConfig, type AgentConfig } from '../../agent/config.ts';
@@ -69,6 +70,9 @@ function countTakes(bucket: TokenBucket | undefined, add: (n: number) => void): 
   };
 }
 
+/** LAYERSWARM_ROLLOUT_WARN_LOG=FILE: append every agent warning (a JSON line with the node index and Date.now()) to FILE, for diagnosis. */
+const WARN_LOG = process.env['LAYERSWARM_ROLLOUT_WARN_LOG'] || undefined;
+
 async function startOne(spec: AgentSpec, tracker: string | undefined, agentArgs: string[]): Promise<Node> {
   const base = loadAgentConfig([
     '--origin', spec.origin, '--data-dir', spec.dataDir, '--listen', '127.0.0.1:0', '--peer-listen', '127.0.0.1:0', '--peer-advertise', '127.0.0.1',
@@ -89,6 +93,7 @@ async function startOne(spec: AgentSpec, tracker: string | undefined, agentArgs:
       if (holder.node) holder.node.warnings = warningCount;
       const err = line['err'] as { message?: string } | undefined;
       warnings.push(`${String(line['msg'])}${err?.message ? `: ${err.message}` : ''}`.slice(0, 300));
+      if (WARN_LOG !== undefined) appendFileSync(WARN_LOG, `${JSON.stringify({ node: spec.index, at: Date.now(), ...line })}\n`);
       if (warnings.length > 5) warnings.shift();
     }
   });

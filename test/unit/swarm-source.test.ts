@@ -253,7 +253,7 @@ describe('SwarmBlobSource', () => {
     assert.equal(cases[0]?.s.engine.seeded.length, 0, 'no metainfo, nothing to seed');
   });
 
-  test('no usable peer for noPeerTimeoutMs → no_peers, well before the stall timeout; a useful peer or a piece in flight resets it', async () => {
+  test('after the first piece, no usable peer for noPeerTimeoutMs → no_peers, well before the stall timeout; a useful peer or a piece in flight resets it', async () => {
     const w = new ManualWatchdog();
     const s = setup({ stallTimeoutMs: 30_000, noPeerTimeoutMs: 5000, watchdog: w });
     await s.store.init();
@@ -264,17 +264,17 @@ describe('SwarmBlobSource', () => {
     };
     const outcome = s.fetcher.ensure(request, AbortSignal.timeout(5000));
     await w.started();
-    // The torrent is not there yet, then there with peers that lack what we lack (or nobody: tracker/seeder gone).
+    // The torrent is not there yet, then there with a piece and peers that lack what we lack (tracker/seeder gone).
     w.advance(3000);
-    s.engine.torrents.set(digest.value, stats(digest.value, 0, 'download', { connected: 2, usefulPeers: 0 }));
+    s.engine.torrents.set(digest.value, stats(digest.value, 1, 'download', { connected: 2, usefulPeers: 0 }));
     w.advance(1999);
     assert.equal(downloadSignal?.aborted, false);
     // A useful peer shows up at 4999 ms, a request is in flight at 8000 ms: the clock restarts each time.
-    s.engine.torrents.set(digest.value, stats(digest.value, 0, 'download', { connected: 3, usefulPeers: 1 }));
+    s.engine.torrents.set(digest.value, stats(digest.value, 1, 'download', { connected: 3, usefulPeers: 1 }));
     w.advance(1);
-    s.engine.torrents.set(digest.value, stats(digest.value, 0, 'download', { connected: 3, usefulPeers: 0, inFlight: 1 }));
+    s.engine.torrents.set(digest.value, stats(digest.value, 1, 'download', { connected: 3, usefulPeers: 0, inFlight: 1 }));
     w.advance(3000);
-    s.engine.torrents.set(digest.value, stats(digest.value, 0, 'download', { connected: 3 }));
+    s.engine.torrents.set(digest.value, stats(digest.value, 1, 'download', { connected: 3 }));
     w.advance(4999);
     assert.equal(downloadSignal?.aborted, false, 'not yet 5 s without a usable peer');
     assert.deepEqual(s.fallbacks, []);

@@ -236,3 +236,28 @@ async function closedPort(): Promise<number> {
   assert.ok(address !== null && typeof address === 'object');
   return address.port;
 }
+
+void test('a request that meets a connection the server has just closed is sent once more (GET/HEAD only)', async () => {
+  // The first connection is dropped after the request arrives ("other side closed"); later ones are answered.
+  let connections = 0;
+  const server = createServer((socket) => {
+    const first = ++connections === 1;
+    socket.once('data', () => {
+      if (first) socket.destroy();
+      else socket.end(`HTTP/1.1 200 OK\r\nContent-Length: ${BLOB.length}\r\nDocker-Content-Digest: ${DIGEST}\r\nConnection: close\r\n\r\n`);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  assert.ok(address !== null && typeof address === 'object');
+  const url = `http://127.0.0.1:${address.port}`;
+  const client = createUpstreamClient({ timeouts: TIMEOUTS, userAgent: 'layerswarm-test' });
+  try {
+    const head = await client.headBlob({ host: new URL(url).host, baseUrl: url, dockerHub: false }, 'test/app', DIGEST, { identity: { kind: 'agent' }, signal: AbortSignal.timeout(5000) });
+    assert.equal(head.size, BLOB.length);
+    assert.equal(connections, 2, 'one retry on a fresh connection');
+  } finally {
+    await client.close();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+});
