@@ -203,7 +203,12 @@ describe('swarm cluster: tracker + seeder + agents as processes, real registry, 
     const rejectedBy = new Set(three.flatMap((a) => a.logs().filter((l) => l.msg === 'piece failed verification').map((l) => `${enginePeerPrefix(a) ?? '?'} ${String(l['digest'])}`)));
     console.log(`[swarm-cluster] corrupt: the corrupt agent sent pieces in ${sentTo.size} (agent, blob) pairs; ${rejected} pieces rejected in ${rejectedBy.size} pairs`);
     assert.ok(sentTo.size > 0, 'the corrupt agent was asked for pieces (else the test shows nothing)');
-    assert.deepEqual([...sentTo].sort(), [...rejectedBy].sort(), 'rejected and banned wherever it sent pieces');
+    // Every rejection was of a piece it sent, and its pieces were rejected in most pairs. Not necessarily all: a
+    // receiver that completes the blob from others closes the connection, and a corrupt piece still in flight is
+    // dropped unread (seen in CI: 8 of 9 pairs). What matters holds either way: no corrupt piece was accepted (every
+    // fetch ok, digests verified by the pulls) and every receiver that got one banned the sender (above).
+    for (const pair of rejectedBy) assert.ok(sentTo.has(pair), `rejected a piece the corrupt agent did not send: ${pair}`);
+    assert.ok(rejectedBy.size >= Math.ceil(sentTo.size / 2), `rejected in ${rejectedBy.size} of ${sentTo.size} pairs`);
     await stopAgents();
   });
 
