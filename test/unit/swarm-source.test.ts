@@ -202,20 +202,33 @@ describe('SwarmBlobSource', () => {
     await waitFor(() => access(file).then(() => false, () => true), { timeoutMs: 5000, what: 'metainfo deleted' });
   });
 
-  test('resumes (offset > 0), small blobs and a failing HEAD go straight to the origin without a fallback', async () => {
+  test('resumes (offset > 0) and small blobs go straight to the origin; a failing or sizeless HEAD asks the tracker', async () => {
     const s = setup();
     await s.source.open(request, 10, AbortSignal.timeout(1000));
     assert.deepEqual(s.origin.calls, [10]);
 
     const small = setup({ head: async () => ({ size: 1000 }) });
     await small.source.open(request, 0, AbortSignal.timeout(1000));
+    assert.deepEqual(small.origin.calls, [0]);
+    assert.equal(small.trackerCalls(), 0);
+    assert.deepEqual(small.fallbacks, []);
+    // The origin's answer (here 404) is passed on by its GET, never replaced by the swarm.
+    const unknown = setup({ head: async () => Promise.reject(new LayerswarmError('BLOB_UNKNOWN', 'no such blob')) });
+    await unknown.source.open(request, 0, AbortSignal.timeout(1000));
+    assert.deepEqual(unknown.origin.calls, [0]);
+    assert.equal(unknown.trackerCalls(), 0);
+    // An origin that cannot answer a HEAD (overloaded) must not make every node fetch the whole blob from it: the
+    // tracker's metainfo gives the size, and the blob comes from the swarm.
     const unknownSize = setup({ head: async () => ({}) });
-    await unknownSize.source.open(request, 0, AbortSignal.timeout(1000));
     const headFails = setup({ head: async () => Promise.reject(new LayerswarmError('UPSTREAM_UNAVAILABLE', 'down')) });
-    await headFails.source.open(request, 0, AbortSignal.timeout(1000));
-    for (const x of [small, unknownSize, headFails]) {
-      assert.deepEqual(x.origin.calls, [0]);
-      assert.equal(x.trackerCalls(), 0);
+    for (const x of [unknownSize, headFails]) {
+      await x.store.init();
+      x.engine.download = downloadFrom(blobFile);
+      const result = await x.fetcher.ensure(request, AbortSignal.timeout(5000));
+      assert.equal(result.source, 'swarm');
+      assert.equal((await x.store.stat(digest))?.size, data.length);
+      assert.equal(x.trackerCalls(), 1);
+      assert.deepEqual(x.origin.calls, [], 'nothing from the origin');
       assert.deepEqual(x.fallbacks, []);
     }
   });
