@@ -159,7 +159,10 @@ describe('swarm cluster: tracker + seeder + agents as processes, real registry, 
     };
     console.log(`[swarm-cluster] ${JSON.stringify(report)}`);
     assert.ok(!fromAgents.has(SEEDER_PEER), 'the seeder downloads nothing');
-    for (const p of perAgent) assert.ok(p.fromOtherAgentsMiB > 0, `${p.agent} received pieces from other agents: ${JSON.stringify(report)}`);
+    // Pieces flow between agents. Not necessarily into every one: an agent the seeder serves fast enough can get its
+    // whole image from the seeder (seen once in CI: 1 of 6 with 0 MiB from agents, the others 45–111 MiB).
+    const fedByAgents = perAgent.filter((p) => p.fromOtherAgentsMiB > 0).length;
+    assert.ok(fedByAgents >= perAgent.length - 1, `at least ${perAgent.length - 1} of ${perAgent.length} agents received pieces from other agents: ${JSON.stringify(report)}`);
     // Observed on 2 cores: the seeder sends ~50 % of what the agents download, agents the rest (plus endgame duplicates).
     assert.ok(seederUp <= 0.8 * totalDown, `most bytes must not come from the seeder: ${JSON.stringify(report)}`);
     await stopAgents();
