@@ -13,8 +13,7 @@
  *      connected peer announced a new piece (Have) (reason no_peers: the tracker is gone, the seeder is gone, nobody
  *      has the blob; at the start of a large rollout neighbours that hold nothing yet but are receiving pieces keep
  *      the download in the swarm, and before the first piece came only "no connection at all, and no peer
- *      answering our dials, not even to refuse them for capacity" counts),
- *      or when peers are there but no new
+ *      answering our dials, not even to refuse them for capacity" counts), or when peers are there but no new
  *      piece was verified for stallTimeoutMs (reason stalled; also when stallTimeoutMs ≤ noPeerTimeoutMs and no peer
  *      came); any other failure is reason swarm_error. All → origin; with `originRange` the verified pieces are kept
  *      and only the missing ones are fetched, with one Range request per run of missing pieces (origin-repair.ts;
@@ -341,31 +340,31 @@ export class SwarmBlobSource implements BlobSource {
         have = current;
         changed = now;
       }
-      if (stats !== undefined && (stats.usefulPeers > 0 || stats.inFlight > 0)) usable = now;
-      if (stats !== undefined && stats.have > 0) fed = true;
-      // Neighbours announcing new pieces: the swarm around us is alive, pieces for us will follow.
-      if (stats !== undefined && stats.havesReceived !== haves) {
-        haves = stats.havesReceived;
-        usable = now;
-      }
-      // Before we are fed: peers that answer (a handshake, or "no capacity") show a swarm that is there but busy; in a
-      // big rollout the last nodes to start find every peer full for a while (N = 500 emulation: 143 no_peers
-      // fallbacks). Once fed, only pieces and Haves count: new empty neighbours do not help.
-      if (stats !== undefined && stats.peerAnswers !== answers) {
-        answers = stats.peerAnswers;
-        if (!fed) usable = now;
+      if (stats !== undefined) {
+        if (stats.usefulPeers > 0 || stats.inFlight > 0) usable = now;
+        if (stats.have > 0) fed = true;
+        // Neighbours announcing new pieces: the swarm around us is alive, pieces for us will follow.
+        if (stats.havesReceived !== haves) {
+          haves = stats.havesReceived;
+          usable = now;
+        }
+        // Before we are fed: peers that answer (a handshake, or "no capacity") show a swarm that is there but busy; in
+        // a big rollout the last nodes to start find every peer full for a while (N = 500 emulation: 143 no_peers
+        // fallbacks). Once fed, only pieces and Haves count: new empty neighbours do not help.
+        if (stats.peerAnswers !== answers) {
+          answers = stats.peerAnswers;
+          if (!fed) usable = now;
+        }
       }
       // A new verified piece counts as well (it may have come from a peer that is gone already).
       usable = Math.max(usable, changed);
-      const giveUp = (): void => {
-        seen = { fed, connected: stats?.connected, usefulPeers: stats?.usefulPeers, inFlight: stats?.inFlight, havesReceived: stats?.havesReceived, peerAnswers: stats?.peerAnswers, rejected: stats?.rejected, msSinceUsable: now - usable, msSinceNewPiece: now - changed };
-      };
-      if (now - usable >= noPeerTimeoutMs && (fed || (stats?.connected ?? 0) === 0)) {
-        giveUp();
+      const noPeers = now - usable >= noPeerTimeoutMs && (fed || (stats?.connected ?? 0) === 0);
+      if (!noPeers && now - changed < stallTimeoutMs) return;
+      seen = { fed, connected: stats?.connected, usefulPeers: stats?.usefulPeers, inFlight: stats?.inFlight, havesReceived: stats?.havesReceived, peerAnswers: stats?.peerAnswers, rejected: stats?.rejected, msSinceUsable: now - usable, msSinceNewPiece: now - changed };
+      if (noPeers) {
         stallReason = 'no_peers';
         stall.abort(new LayerswarmError('ABORTED', `no connected peer held a missing piece for ${noPeerTimeoutMs} ms`));
-      } else if (now - changed >= stallTimeoutMs) {
-        giveUp();
+      } else {
         stall.abort(new LayerswarmError('ABORTED', `no new verified piece for ${stallTimeoutMs} ms`));
       }
     }, Math.max(10, Math.min(1000, Math.floor(Math.min(stallTimeoutMs, noPeerTimeoutMs) / 4))));

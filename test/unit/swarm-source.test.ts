@@ -150,6 +150,24 @@ describe('SwarmBlobSource', () => {
     return { origin, engine, store, source, fetcher, fallbacks, bytes, lifetime, trackerCalls: () => trackerCalls };
   }
 
+  /**
+   * A swarm download (stall 30 s, no-peer 5 s) that hangs until the watchdog aborts it; the test drives the watchdog's
+   * clock and the torrent's stats. `downloadSignal()` is the signal the engine got (undefined before it started).
+   */
+  const watchedDownload = async () => {
+    const w = new ManualWatchdog();
+    const s = setup({ stallTimeoutMs: 30_000, noPeerTimeoutMs: 5000, watchdog: w });
+    await s.store.init();
+    let signalSeen: AbortSignal | undefined;
+    s.engine.download = async (m, { signal }) => {
+      signalSeen = signal;
+      return hangUntilAborted(signal);
+    };
+    const outcome = s.fetcher.ensure(request, AbortSignal.timeout(5000));
+    await w.started();
+    return { s, w, outcome, downloadSignal: () => signalSeen };
+  };
+
   const downloadFrom = (path: string) => async (m: Metainfo): Promise<DownloadResult> => ({ path, digest: m.digest, size: m.size, stats: stats(m.digest, 7) });
 
   test('a large blob comes from the swarm, is verified into the store, then seeded from the store', async () => {
@@ -267,21 +285,12 @@ describe('SwarmBlobSource', () => {
   });
 
   test('after the first piece, no usable peer for noPeerTimeoutMs → no_peers, well before the stall timeout; a useful peer or a piece in flight resets it', async () => {
-    const w = new ManualWatchdog();
-    const s = setup({ stallTimeoutMs: 30_000, noPeerTimeoutMs: 5000, watchdog: w });
-    await s.store.init();
-    let downloadSignal: AbortSignal | undefined;
-    s.engine.download = async (m, { signal }) => {
-      downloadSignal = signal;
-      return hangUntilAborted(signal);
-    };
-    const outcome = s.fetcher.ensure(request, AbortSignal.timeout(5000));
-    await w.started();
+    const { s, w, outcome, downloadSignal } = await watchedDownload();
     // The torrent is not there yet, then there with a piece and peers that lack what we lack (tracker/seeder gone).
     w.advance(3000);
     s.engine.torrents.set(digest.value, stats(digest.value, 1, 'download', { connected: 2, usefulPeers: 0 }));
     w.advance(1999);
-    assert.equal(downloadSignal?.aborted, false);
+    assert.equal(downloadSignal()?.aborted, false);
     // A useful peer shows up at 4999 ms, a request is in flight at 8000 ms: the clock restarts each time.
     s.engine.torrents.set(digest.value, stats(digest.value, 1, 'download', { connected: 3, usefulPeers: 1 }));
     w.advance(1);
@@ -289,7 +298,7 @@ describe('SwarmBlobSource', () => {
     w.advance(3000);
     s.engine.torrents.set(digest.value, stats(digest.value, 1, 'download', { connected: 3 }));
     w.advance(4999);
-    assert.equal(downloadSignal?.aborted, false, 'not yet 5 s without a usable peer');
+    assert.equal(downloadSignal()?.aborted, false, 'not yet 5 s without a usable peer');
     assert.deepEqual(s.fallbacks, []);
     w.advance(1);
     const result = await outcome;
@@ -302,71 +311,44 @@ describe('SwarmBlobSource', () => {
   });
 
   test('neighbours that hold nothing for us but keep announcing new pieces (Have) keep the download in the swarm', async () => {
-    const w = new ManualWatchdog();
-    const s = setup({ stallTimeoutMs: 30_000, noPeerTimeoutMs: 5000, watchdog: w });
-    await s.store.init();
-    let downloadSignal: AbortSignal | undefined;
-    s.engine.download = async (m, { signal }) => {
-      downloadSignal = signal;
-      return hangUntilAborted(signal);
-    };
-    const outcome = s.fetcher.ensure(request, AbortSignal.timeout(5000));
-    await w.started();
+    const { s, w, outcome, downloadSignal } = await watchedDownload();
     // A big rollout's start: connected neighbours hold nothing we lack yet, but they are receiving pieces.
     for (let t = 1; t <= 6; t++) {
       s.engine.torrents.set(digest.value, stats(digest.value, 2, 'download', { connected: 8, usefulPeers: 0, havesReceived: t * 3 }));
       w.advance(4000);
     }
-    assert.equal(downloadSignal?.aborted, false, '24 s without a useful peer, but Haves kept coming');
+    assert.equal(downloadSignal()?.aborted, false, '24 s without a useful peer, but Haves kept coming');
     assert.deepEqual(s.fallbacks, []);
     // The Haves stop (the seeder died and nobody gets anything): no_peers 5 s later.
     w.advance(4999);
-    assert.equal(downloadSignal?.aborted, false);
+    assert.equal(downloadSignal()?.aborted, false);
     w.advance(1);
     await outcome;
     assert.deepEqual(s.fallbacks, ['no_peers']);
   });
 
   test('before any peer held a piece for us, connected empty neighbours wait for the stall timeout, not no_peers', async () => {
-    const w = new ManualWatchdog();
-    const s = setup({ stallTimeoutMs: 30_000, noPeerTimeoutMs: 5000, watchdog: w });
-    await s.store.init();
-    let downloadSignal: AbortSignal | undefined;
-    s.engine.download = async (m, { signal }) => {
-      downloadSignal = signal;
-      return hangUntilAborted(signal);
-    };
-    const outcome = s.fetcher.ensure(request, AbortSignal.timeout(5000));
-    await w.started();
+    const { s, w, outcome, downloadSignal } = await watchedDownload();
     s.engine.torrents.set(digest.value, stats(digest.value, 0, 'download', { connected: 6, usefulPeers: 0 }));
     w.advance(1); // the stall clock starts at the first tick
     w.advance(29_999);
-    assert.equal(downloadSignal?.aborted, false, 'connected, never fed: no no_peers');
+    assert.equal(downloadSignal()?.aborted, false, 'connected, never fed: no no_peers');
     w.advance(1);
     await outcome;
     assert.deepEqual(s.fallbacks, ['stalled']);
   });
 
   test('before any peer held a piece for us, peers that answer but refuse for capacity keep it in the swarm; silence → no_peers', async () => {
-    const w = new ManualWatchdog();
-    const s = setup({ stallTimeoutMs: 30_000, noPeerTimeoutMs: 5000, watchdog: w });
-    await s.store.init();
-    let downloadSignal: AbortSignal | undefined;
-    s.engine.download = async (m, { signal }) => {
-      downloadSignal = signal;
-      return hangUntilAborted(signal);
-    };
-    const outcome = s.fetcher.ensure(request, AbortSignal.timeout(5000));
-    await w.started();
+    const { s, w, outcome, downloadSignal } = await watchedDownload();
     // A late node in a big rollout: every peer it dials is full (no connection stays open), but they answer.
     for (let t = 1; t <= 5; t++) {
       s.engine.torrents.set(digest.value, stats(digest.value, 0, 'download', { connected: 0, peerAnswers: t * 4 }));
       w.advance(4000);
     }
-    assert.equal(downloadSignal?.aborted, false, '20 s with no connection, but peers kept answering');
+    assert.equal(downloadSignal()?.aborted, false, '20 s with no connection, but peers kept answering');
     // Nobody answers any more (the tracker hands out only dead addresses): no_peers after 5 s.
     w.advance(4999);
-    assert.equal(downloadSignal?.aborted, false);
+    assert.equal(downloadSignal()?.aborted, false);
     w.advance(1);
     await outcome;
     assert.deepEqual(s.fallbacks, ['no_peers']);

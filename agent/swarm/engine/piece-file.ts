@@ -35,7 +35,7 @@ interface Sidecar {
 const HASH_CHUNK = 1 << 20;
 
 /** Least time between two sidecar writes while pieces arrive (see the file comment). */
-export const PERSIST_INTERVAL_MS = 5000;
+const PERSIST_INTERVAL_MS = 5000;
 
 export class PieceFile implements PieceSource {
   readonly path: string;

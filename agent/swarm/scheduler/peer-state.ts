@@ -58,14 +58,9 @@ export class PeerState {
 
   /** Pieces whose request deadline has passed, ascending deadline. */
   expired(now: number): number[] {
-    let any = false;
-    for (const deadline of this.inflight.values()) {
-      if (deadline <= now) {
-        any = true;
-        break;
-      }
-    }
-    if (!any) return [];
-    return [...this.inflight].filter(([, deadline]) => deadline <= now).sort((a, b) => a[1] - b[1] || a[0] - b[0]).map(([p]) => p);
+    let due: Array<[number, number]> | undefined; // allocated only when something expired (the common case: nothing)
+    for (const entry of this.inflight) if (entry[1] <= now) (due ??= []).push(entry);
+    if (due === undefined) return [];
+    return due.sort((a, b) => a[1] - b[1] || a[0] - b[0]).map(([p]) => p);
   }
 }

@@ -7,16 +7,15 @@ import type { PeerId } from './types.ts';
 
 export class RequestTable {
   readonly #byPiece = new Map<number, Set<PeerId>>();
-  /** Requesters per piece when the piece count is known (count() is on the picker's hot path); else the sets' sizes. */
-  readonly #counts: Uint32Array | undefined;
+  /** Requesters per piece (count() is on the picker's hot path). */
+  readonly #counts: Uint32Array;
 
-  constructor(pieceCount?: number) {
-    this.#counts = pieceCount === undefined ? undefined : new Uint32Array(pieceCount);
+  constructor(pieceCount: number) {
+    this.#counts = new Uint32Array(pieceCount);
   }
 
   count(piece: number): number {
-    if (this.#counts !== undefined) return this.#counts[piece] ?? 0;
-    return this.#byPiece.get(piece)?.size ?? 0;
+    return this.#counts[piece] ?? 0;
   }
 
   requesters(piece: number): PeerId[] {
@@ -28,13 +27,13 @@ export class RequestTable {
     if (set === undefined) this.#byPiece.set(piece, (set = new Set()));
     if (set.has(peerId)) return;
     set.add(peerId);
-    if (this.#counts !== undefined) this.#counts[piece] = set.size;
+    this.#counts[piece] = set.size;
   }
 
   remove(piece: number, peerId: PeerId): void {
     const set = this.#byPiece.get(piece);
     if (set === undefined || !set.delete(peerId)) return;
-    if (this.#counts !== undefined) this.#counts[piece] = set.size;
+    this.#counts[piece] = set.size;
     if (set.size === 0) this.#byPiece.delete(piece);
   }
 
