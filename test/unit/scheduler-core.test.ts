@@ -164,7 +164,7 @@ describe('(e) request timeouts', () => {
     const toA = requests(send(connected('a', all(4))));
     const toB = requests(send(connected('b', all(4))));
     assert.equal(toA.length + toB.length, 4);
-    clock.set(500);
+    clock.set(100); // b answers in 100 ms: 4 × the piece latency stays below requestTimeoutMs
     for (const r of toB) send({ type: 'pieceReceived', peerId: 'b', piece: Number(r.split('#')[1]) });
     clock.set(1_000);
     const out = send({ type: 'tick' });
@@ -181,6 +181,20 @@ describe('(e) request timeouts', () => {
     assert.deepEqual(send2(connected('slow', all(2))), ['close slow blacklisted']);
     clock2.set(5_100);
     assert.equal(requests(send2(connected('slow', all(2)))).length, 2, 'welcome back after slowPeerBackoffMs');
+  });
+
+  test('when pieces take long to arrive, the request timeout grows to 4 piece latencies (never below requestTimeoutMs)', () => {
+    const { send, clock } = setup(8, [], { requestTimeoutMs: 1_000, pipelineDepth: 2, endgameThreshold: 0 });
+    const first = requests(send(connected('a', all(8))));
+    assert.equal(first.length, 2);
+    clock.set(800);
+    const [, second] = first;
+    assert.ok(second);
+    send({ type: 'pieceReceived', peerId: 'a', piece: Number(first[0]?.split('#')[1]) }); // latency 800 ms
+    clock.set(3_199);
+    assert.ok(!send({ type: 'tick' }).some((c) => c.startsWith('cancel')), 'requested at 0: not expired before 4 × 800 ms');
+    clock.set(3_200);
+    assert.ok(send({ type: 'tick' }).includes(`cancel a #${second.split('#')[1]}`), 'expired at 4 × 800 ms');
   });
 
   test('a rejected request backs off from that peer and goes elsewhere', () => {
@@ -203,6 +217,36 @@ describe('(e) request timeouts', () => {
     assert.deepEqual(requests(send({ type: 'tick' })), []);
     clock.set(500);
     assert.deepEqual(requests(send({ type: 'tick' })), ['request a #0']);
+  });
+
+  test('once pieces arrive, a rejection costs a quarter of the piece latency, and the piece is avoided for 4 latencies', () => {
+    const { send, clock } = setup(6, [], { pipelineDepth: 1, endgameThreshold: 0, rejectBackoffMs: 500, requestTimeoutMs: 10_000 });
+    const [first] = requests(send(connected('a', Bitfield.of(6, [0, 1, 2]))));
+    assert.ok(first);
+    clock.set(200);
+    const [second] = requests(send({ type: 'pieceReceived', peerId: 'a', piece: Number(first.split('#')[1]) }), 'a');
+    assert.ok(second, 'a delivered in 200 ms and is asked for the next piece');
+    const rejected = Number(second.split('#')[1]);
+    assert.deepEqual(send({ type: 'requestRejected', peerId: 'a', piece: rejected }), [], 'only a has it: nothing to ask elsewhere');
+    clock.set(249);
+    assert.deepEqual(requests(send({ type: 'tick' })), [], 'backoff L/4 = 50 ms (not the configured 500)');
+    clock.set(250);
+    assert.equal(requests(send({ type: 'tick' }), 'a').length, 1, 'asked again after 50 ms');
+
+    // Another holder: the rejecting peer is not asked for that piece for 4 L = 800 ms, but for others after L/4.
+    const t = setup(6, [], { pipelineDepth: 1, endgameThreshold: 0 });
+    const [x] = requests(t.send(connected('a', all(6))));
+    assert.ok(x);
+    t.clock.set(200);
+    const [y] = requests(t.send({ type: 'pieceReceived', peerId: 'a', piece: Number(x.split('#')[1]) }), 'a');
+    assert.ok(y);
+    const refused = Number(y.split('#')[1]);
+    t.send(connected('b', Bitfield.of(6, [refused])));
+    t.send({ type: 'requestRejected', peerId: 'a', piece: refused });
+    t.clock.set(250);
+    const retry = requests(t.send({ type: 'tick' }), 'a');
+    assert.equal(retry.length, 1);
+    assert.notEqual(retry[0], `request a #${refused}`, 'not the refused piece within 800 ms');
   });
 });
 

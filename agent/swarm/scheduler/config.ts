@@ -25,7 +25,11 @@ export interface SchedulerConfig {
   readonly minAnnounceIntervalMs: number;
   /** Piece requests in flight per peer. Kraken: 3 (agent), 5 (origin). @default 3 */
   readonly pipelineDepth: number;
-  /** A request not answered within this is cancelled and the piece asked of someone else. @default 10_000 */
+  /**
+   * A request not answered within max(this, 4 × the observed piece latency) is cancelled and the piece asked of
+   * someone else. The latency term keeps slow links (pieces of several seconds) from cancelling pieces that are
+   * arriving. Also the most a rejected piece is avoided on the rejecting peer. @default 10_000
+   */
   readonly requestTimeoutMs: number;
   /** Consecutive request timeouts after which a peer is closed and kept away for `slowPeerBackoffMs`. @default 3 */
   readonly maxConsecutiveTimeouts: number;
@@ -52,7 +56,10 @@ export interface SchedulerConfig {
    * lacks; see uploads.ts. @default true
    */
   readonly seedFreshFirst: boolean;
-  /** After a peer rejects a request, ask it nothing for this long. @default 500 */
+  /**
+   * After a peer rejects a request, ask it nothing for min(this, a quarter of the observed piece latency): with fast
+   * pieces a fixed 0.5 s idled the link (simulator, 1 GiB at 125 MB/s). @default 500
+   */
   readonly rejectBackoffMs: number;
   /** A peer that sent a piece failing verification is closed and not reconnected for this long. @default 300_000 */
   readonly blacklistMs: number;

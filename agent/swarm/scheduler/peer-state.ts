@@ -17,7 +17,7 @@ export interface PeerStats {
 export class PeerState {
   readonly id: PeerId;
   bitfield: Bitfield;
-  /** Our requests to this peer: piece → deadline (ms). */
+  /** Our requests to this peer: piece → when it was requested (ms). */
   readonly inflight = new Map<number, number>();
   /** Current pipeline depth: 1..config.pipelineDepth; halved on a timeout, +1 per piece received. */
   depth: number;
@@ -56,10 +56,11 @@ export class PeerState {
     return false;
   }
 
-  /** Pieces whose request deadline has passed, ascending deadline. */
-  expired(now: number): number[] {
+  /** Pieces requested at least `timeoutMs` ago, oldest first. */
+  expired(now: number, timeoutMs: number): number[] {
+    const before = now - timeoutMs;
     let due: Array<[number, number]> | undefined; // allocated only when something expired (the common case: nothing)
-    for (const entry of this.inflight) if (entry[1] <= now) (due ??= []).push(entry);
+    for (const entry of this.inflight) if (entry[1] <= before) (due ??= []).push(entry);
     if (due === undefined) return [];
     return due.sort((a, b) => a[1] - b[1] || a[0] - b[0]).map(([p]) => p);
   }

@@ -43,11 +43,14 @@
  *     has, we lack, are not being verified, are not already requested, and the peer is not avoided for.
  *   - Endgame: once ≤ endgameThreshold pieces are missing, a piece may be requested from up to
  *     endgameMaxRequestsPerPiece peers; when one copy arrives the other requests are cancelled.
- *   - Timeout (tick): cancel, avoid that piece on that peer for requestTimeoutMs, halve the peer's depth (it grows back
- *     by one per delivered piece), ask someone else. maxConsecutiveTimeouts in a row → close 'unresponsive' and keep
- *     the peer away for slowPeerBackoffMs.
- *   - Rejected request: back off from that peer for rejectBackoffMs; when others have the piece, ask them and avoid
- *     it on the rejecting peer for requestTimeoutMs.
+ *   - Piece latency L: the smoothed time from request to arrival over all peers of this blob (downloads.ts). The
+ *     time constants below follow it, so one configuration fits pieces of 30 ms and of 3 s.
+ *   - Timeout (tick): a request unanswered for max(requestTimeoutMs, 4·L) is cancelled, that piece avoided on that
+ *     peer for as long, the peer's depth halved (it grows back by one per delivered piece), and someone else asked.
+ *     maxConsecutiveTimeouts in a row → close 'unresponsive' and keep the peer away for slowPeerBackoffMs.
+ *   - Rejected request: back off from that peer for min(rejectBackoffMs, L/4); when others have the piece, ask them
+ *     and avoid it on the rejecting peer for min(requestTimeoutMs, 4·L). Before the first piece: the configured
+ *     times.
  *   - Failed piece: close 'bad_piece', blacklist for blacklistMs (no reconnect, inbound refused), re-request elsewhere.
  * Upload policy (uploads.ts): at most maxUploadSlots sends, then a queue of maxUploadQueue, then rejections. Once
  *   complete, with seedFreshFirst (default on), the queue is served fewest copies first (copies = times we sent the
