@@ -16,16 +16,18 @@ export async function handleBlob(ctx: RegistryContext, pull: PullRequest): Promi
   const digest = parseDigest(pull.path.reference);
   const { registry, identity, reply } = pull;
   const name = pull.path.name;
-  const checkSignal = withTimeout(pull.signal, ctx.settings.requestTimeout);
+  // Each origin check gets its own deadline: the one after a long swarm download starts when the download ends
+  // (a deadline from the request's start had expired by then, and the check fell back to a stale decision).
+  const checkSignal = (): AbortSignal => withTimeout(pull.signal, ctx.settings.requestTimeout);
 
   if (pull.method === 'HEAD') {
     const stored = await ctx.store.stat(digest);
     let size: number | undefined;
     if (stored) {
-      await ctx.access.check(registry, name, identity, { kind: 'blob', digest: digest.value }, checkSignal);
+      await ctx.access.check(registry, name, identity, { kind: 'blob', digest: digest.value }, checkSignal());
       size = stored.size;
     } else {
-      size = (await ctx.upstream.headBlob(registry, name, digest.value, { identity, signal: checkSignal })).size;
+      size = (await ctx.upstream.headBlob(registry, name, digest.value, { identity, signal: checkSignal() })).size;
       ctx.access.record(registry, name, identity, digest.value);
     }
     blobHeaders(pull, digest);
@@ -39,7 +41,7 @@ export async function handleBlob(ctx: RegistryContext, pull: PullRequest): Promi
   // authorization check. Otherwise ask the origin before serving (AccessChecker caches the answer).
   const fetchesItself = !(await ctx.store.stat(digest)) && !ctx.fetcher.isFetching(digest);
   if (!fetchesItself || ctx.fetcher.sourceName !== 'origin') {
-    await ctx.access.check(registry, name, identity, { kind: 'blob', digest: digest.value }, checkSignal);
+    await ctx.access.check(registry, name, identity, { kind: 'blob', digest: digest.value }, checkSignal());
   }
   let reader: BlobReader | undefined;
   let source = 'cache';
@@ -53,7 +55,7 @@ export async function handleBlob(ctx: RegistryContext, pull: PullRequest): Promi
     if (fetchesItself && attempt === 0) {
       if (outcome.owner && outcome.source === 'origin') ctx.access.record(registry, name, identity, digest.value);
       // Someone else's download (or cache) won the race after all: check as usual before serving.
-      else await ctx.access.check(registry, name, identity, { kind: 'blob', digest: digest.value }, checkSignal);
+      else await ctx.access.check(registry, name, identity, { kind: 'blob', digest: digest.value }, checkSignal());
     }
     size = outcome.info.size;
     range = parseRange(pull.request.headers.range, size);

@@ -227,7 +227,7 @@ export class Downloads {
 
   /** One picker pass over the missing pieces; returns the slots left. */
   #fillPass(peer: PeerState, now: number, slots: number, duplicates: boolean): number {
-    const { have, config, policy, rng } = this.#init;
+    const { have, policy, rng } = this.#init;
     const wanted = (piece: number): boolean =>
       peer.bitfield.has(piece) && !have.has(piece) && !this.#verifying.has(piece) && !peer.inflight.has(piece) && !peer.avoids(piece, now);
     const isCandidate = duplicates
