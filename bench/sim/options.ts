@@ -15,6 +15,14 @@ export interface SimOptions {
   readonly seederRate: number;
   /** One-way latency of every message, ms. */
   readonly latencyMs: number;
+  /**
+   * How piece bytes share links. 'fair': max-min fair fluid flows (a NIC with TCP flows). 'limiter': what the
+   * product's bandwidth limiter does (agent upload/download limits, as in the rollout emulation): each node's upload
+   * limiter lets whole piece frames out one at a time (FIFO at the uplink rate; the send completes when the frame is
+   * handed to the socket), the frames wait in socket buffers, and the receiver's download limiter reads them from
+   * every socket at once (fair sharing of the downlink).
+   */
+  readonly linkModel: 'fair' | 'limiter';
   /** Fixed piece length in bytes for every layer (as `bench rollout --piece-kib`); undefined: the product's policy. */
   readonly pieceBytes: number | undefined;
   /** TCP connection setup before the handshake, ms (default 2 × latency: one round trip). */
@@ -60,6 +68,7 @@ export const DEFAULT_SIM_OPTIONS: SimOptions = {
   nodeRate: 125e6,
   seederRate: 125e6,
   latencyMs: 0.5,
+  linkModel: 'fair',
   pieceBytes: undefined,
   connectMs: 1,
   staggerMs: 0,
@@ -94,6 +103,9 @@ Options:
   --seeder-rate R         B_s: the seeder's link (default 125e6)
   --piece-kib N           fixed piece length for every layer, KiB (power of two; default: the product's piece policy)
   --latency-ms X          one-way message latency (default 0.5)
+  --link-model M          fair (default: max-min fair flows, as TCP over a NIC) or limiter (the product's
+                          bandwidth limiter as in the rollout emulation: FIFO piece frames at each uplink, buffered,
+                          read fairly at each downlink; use it to compare with bench rollout)
   --connect-ms X          TCP connect before the handshake (default 2 × latency)
   --stagger-ms X          node start times spread uniformly over [0, X] (default 0)
   --seed N                RNG seed (default 1)
@@ -136,7 +148,7 @@ export function parseSimArgs(argv: readonly string[]): ParsedArgs {
     args: [...argv],
     strict: true,
     options: {
-      nodes: str, layers: str, 'piece-kib': str, 'node-rate': str, 'seeder-rate': str, 'latency-ms': str, 'connect-ms': str, 'stagger-ms': str, seed: str,
+      nodes: str, layers: str, 'piece-kib': str, 'node-rate': str, 'seeder-rate': str, 'latency-ms': str, 'link-model': str, 'connect-ms': str, 'stagger-ms': str, seed: str,
       'slow-fraction': str, 'slow-factor': str, 'corrupt-fraction': str, 'churn-fraction': str, 'churn-downtime-ms': str, 'tick-ms': str,
       'pipeline-depth': str, 'max-connections': str, 'max-upload-slots': str, 'max-upload-queue': str, 'endgame-threshold': str, 'announce-interval-ms': str, scheduler: str, 'seeder-scheduler': str,
       'seed-fresh-first': str, 'handout-size': str, 'max-peers-per-swarm': str, 'max-seconds': str, out: str, project: { type: 'boolean' },
@@ -195,6 +207,8 @@ export function parseSimArgs(argv: readonly string[]): ParsedArgs {
     scheduler.seedFreshFirst = values['seed-fresh-first'] === 'true';
   }
   const latencyMs = num('latency-ms', 0) ?? d.latencyMs;
+  const linkModel = values['link-model'] ?? d.linkModel;
+  if (linkModel !== 'fair' && linkModel !== 'limiter') throw new Error(`--link-model: fair or limiter, got ${JSON.stringify(linkModel)}`);
   const options: SimOptions = {
     nodes: num('nodes', 1, 1e6, true) ?? d.nodes,
     pieceBytes: pieceBytesOf(num('piece-kib', 16, 64 * 1024, true)),
@@ -202,6 +216,7 @@ export function parseSimArgs(argv: readonly string[]): ParsedArgs {
     nodeRate: rate('node-rate') ?? d.nodeRate,
     seederRate: rate('seeder-rate') ?? d.seederRate,
     latencyMs,
+    linkModel,
     connectMs: num('connect-ms', 0) ?? 2 * latencyMs,
     staggerMs: num('stagger-ms', 0) ?? d.staggerMs,
     seed: num('seed', 0, 2 ** 32 - 1, true) ?? d.seed,

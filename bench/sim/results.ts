@@ -67,7 +67,7 @@ export function buildResults(run: SimRun, ctx: SimResultsContext): RolloutResult
     boundSeconds: run.boundSeconds,
     ...summary,
     parameters: {
-      latencyMs: o.latencyMs, connectMs: o.connectMs, staggerMs: o.staggerMs, seed: o.seed, slowFraction: o.slowFraction, slowFactor: o.slowFactor,
+      latencyMs: o.latencyMs, linkModel: o.linkModel, connectMs: o.connectMs, staggerMs: o.staggerMs, seed: o.seed, slowFraction: o.slowFraction, slowFactor: o.slowFactor,
       corruptFraction: o.corruptFraction, churnFraction: o.churnFraction, churnDowntimeMs: o.churnDowntimeMs, tickMs: o.tickMs,
       schedulerOverrides: o.scheduler, scheduler: run.schedulerConfig, seederScheduler: run.seederSchedulerConfig, piecePolicy: run.piecePolicy,
       layerPieces: run.layers.map((l) => ({ size: l.size, pieceLength: l.pieceLength, pieceCount: l.pieceCount })),

@@ -27,7 +27,7 @@ import { Scheduler } from '../../agent/swarm/scheduler/scheduler.ts';
 import { seededRng, type Clock, type SchedulerCommand, type SchedulerEvent } from '../../agent/swarm/scheduler/types.ts';
 import { pieceRange } from '../../shared/swarm/metainfo.ts';
 import type { EventQueue } from './event-queue.ts';
-import type { Flow, NetNode, Network } from './network.ts';
+import { netNode, type Flow, type NetNode, type Network } from './network.ts';
 import type { SimTracker } from './sim-tracker.ts';
 
 export interface LayerShape {
@@ -46,6 +46,8 @@ export interface World {
   readonly tracker: SimTracker;
   readonly latencyMs: number;
   readonly connectMs: number;
+  /** SimOptions.linkModel: 'limiter' replaces the fluid flows of `net` with FIFO frames per uplink and downlink. */
+  readonly linkModel: 'fair' | 'limiter';
   /** Live peers of each layer by peer id. */
   readonly peers: ReadonlyArray<Map<string, SwarmPeer>>;
   /** Open connections of each layer by pair key. */
@@ -96,6 +98,10 @@ export class SimHost {
   bytesUp = 0;
   bytesFromSeeder = 0;
   firstByteAt: number | undefined;
+  /** Link model 'limiter': when this host's upload limiter is next free (ms). */
+  upFreeAt = 0;
+  /** Link model 'limiter': where this host's sent frames wait to be read (never the bottleneck: 1 TB/s). */
+  readonly socketBuffer: NetNode = netNode(1e12, 0);
 
   constructor(init: { index: number; kind: HostKind; net: NetNode; corrupt: boolean; slow: boolean; startAt: number; layers: number }) {
     this.index = init.index;
@@ -249,24 +255,58 @@ export class SwarmPeer {
     }
     const to = link.a === this ? link.b : link.a;
     const bytes = pieceRange(this.layer, piece).length;
-    const corrupt = this.host.corrupt;
+    if (world.linkModel === 'limiter') {
+      this.#uploadFrame(link, to, remote, piece, bytes);
+      return;
+    }
     const flow = world.net.start(world.clock.now(), this.host.net, to.host.net, bytes, () => {
       link.flows.delete(flow);
       this.#account(to, bytes);
       this.handle({ type: 'uploadDone', peerId: remote, piece });
-      world.queue.at(world.clock.now() + world.latencyMs, () => {
-        if (to.links.get(this.id) !== link) return;
-        (link.a === to ? link.askedByA : link.askedByB).delete(piece);
-        to.handle({ type: 'pieceReceived', peerId: this.id, piece });
-        if (corrupt) {
-          world.counters.badPieces++;
-          to.handle({ type: 'pieceFailed', peerId: this.id, piece });
-        } else {
-          to.handle({ type: 'pieceVerified', piece });
-        }
-      });
+      world.queue.at(world.clock.now() + world.latencyMs, () => this.#arrived(link, to, piece));
     });
     link.flows.add(flow);
+  }
+
+  /**
+   * Link model 'limiter' (the product's bandwidth limiter): the frame leaves when our upload limiter is free and
+   * takes bytes/up; then the upload is done for us (the frame is in the socket). One latency later it is in the
+   * receiver's socket buffer, and its download limiter reads it, sharing the downlink fairly with the other frames
+   * waiting there. A connection closed meanwhile loses it.
+   */
+  #uploadFrame(link: Link, to: SwarmPeer, remote: string, piece: number, bytes: number): void {
+    const world = this.#world;
+    const from = this.host;
+    const sent = Math.max(world.clock.now(), from.upFreeAt) + bytes / from.net.up;
+    from.upFreeAt = sent;
+    world.queue.at(sent, () => {
+      this.handle({ type: 'uploadDone', peerId: remote, piece });
+      if (!link.open) return;
+      world.queue.at(sent + world.latencyMs, () => {
+        if (to.links.get(this.id) !== link) return;
+        // Buffered frames are read as they come from every socket: the downlink is shared by the frames waiting.
+        const flow = world.net.start(world.clock.now(), from.socketBuffer, to.host.net, bytes, () => {
+          link.flows.delete(flow);
+          this.#account(to, bytes);
+          this.#arrived(link, to, piece);
+        });
+        link.flows.add(flow);
+      });
+    });
+  }
+
+  /** The piece's last byte reached `to`: hand it to its scheduler (verified, or failed from a corrupt node). */
+  #arrived(link: Link, to: SwarmPeer, piece: number): void {
+    const world = this.#world;
+    if (to.links.get(this.id) !== link) return;
+    (link.a === to ? link.askedByA : link.askedByB).delete(piece);
+    to.handle({ type: 'pieceReceived', peerId: this.id, piece });
+    if (this.host.corrupt) {
+      world.counters.badPieces++;
+      to.handle({ type: 'pieceFailed', peerId: this.id, piece });
+    } else {
+      to.handle({ type: 'pieceVerified', piece });
+    }
   }
 
   #account(to: SwarmPeer, bytes: number): void {
@@ -287,7 +327,7 @@ export class SwarmPeer {
     for (const flow of link.flows) {
       const moved = world.net.abort(now, flow);
       world.counters.abortedFlowBytes += moved;
-      const uploader = flow.src === link.a.host.net ? link.a : link.b;
+      const uploader = flow.src === link.a.host.net || flow.src === link.a.host.socketBuffer ? link.a : link.b;
       this.#accountPartial(uploader, uploader === link.a ? link.b : link.a, moved);
     }
     link.flows.clear();

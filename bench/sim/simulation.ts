@@ -97,7 +97,7 @@ export function simulate(o: SimOptions, onProgress?: (p: SimProgress) => void): 
   let wasted = 0;
 
   const world: World = {
-    clock, queue, net, tracker, latencyMs: o.latencyMs, connectMs: o.connectMs, peers, links, counters,
+    clock, queue, net, tracker, latencyMs: o.latencyMs, connectMs: o.connectMs, linkModel: o.linkModel, peers, links, counters,
     layerComplete(peer) {
       const host = peer.host;
       if (host.kind === 'seeder' || host.layerDoneAt[peer.layer.index] !== undefined) return;
