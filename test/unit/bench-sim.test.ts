@@ -102,6 +102,28 @@ describe('bench/sim rollout', () => {
     }
   });
 
+  it('link model limiter: 1 seeder → 1 node at S / min(B_s, B); N = 40 completes with consistent bytes', () => {
+    const S = 8 * MiB;
+    for (const [bs, b] of [[100e6, 50e6], [50e6, 100e6]] as const) {
+      const r = buildResults(simulate(opts({ nodes: 1, layers: [S], seederRate: bs, nodeRate: b, latencyMs: 1, connectMs: 2, linkModel: 'limiter' })), ctx);
+      const ideal = S / Math.min(bs, b);
+      assert.ok(r.maxSeconds >= ideal, `${r.maxSeconds} ≥ ${ideal}`);
+      assert.ok(r.maxSeconds <= ideal * 1.05 + 0.02, `${r.maxSeconds} ≈ ${ideal}`);
+      assert.equal(r.originEgressRatio, 1);
+    }
+    const o = opts({ nodes: 40, layers: [4 * MiB, 2 * MiB], nodeRate: 4e6, seederRate: 32e6, seed: 5, linkModel: 'limiter' });
+    const a = buildResults(simulate(o), ctx);
+    assert.equal(a.completed, 40);
+    assert.deepEqual(checkConsistency(a), []);
+    const down = a.nodeBytesDown.reduce((x, y) => x + y, 0);
+    const up = a.nodeBytesUp.reduce((x, y) => x + y, 0);
+    assert.ok(Math.abs(down - (up + a.originEgressBytes)) < 1, `down ${down} = up ${up} + seeder ${a.originEgressBytes}`);
+    const fair = buildResults(simulate({ ...o, linkModel: 'fair' }), ctx);
+    assert.notDeepEqual(fair.nodeSeconds, a.nodeSeconds, 'the link model changes the run');
+    assert.equal(parseSimArgs(['--link-model', 'limiter']).help ? undefined : parseSimArgs(['--link-model', 'limiter']).options?.linkModel, 'limiter');
+    assert.throws(() => parseSimArgs(['--link-model', 'nic']), /--link-model/);
+  });
+
   it('a few nodes and a very fast seeder with enough upload slots: about S / B', () => {
     // With the default maxUploadSlots (4) a seeder serves at most 4 receivers at once, each at ≤ B, however fast its
     // link: 1.65–1.8 × S/B here. With slots for every request the fluid figure S/B is approached.
