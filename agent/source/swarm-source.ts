@@ -9,7 +9,7 @@
  *      (reason tracker_unreachable or no_metainfo).
  *   4. SwarmEngine.download: pieces from peers, each sha256-checked on arrival and written at its offset into a
  *      partial file, then the whole file's sha256 compared with the digest. A watchdog aborts it when for
- *      noPeerTimeoutMs no connected peer held a piece we lack, no piece was in flight, none was verified and no
+ *      noPeerTimeoutMs (at least 20 piece latencies) no connected peer held a piece we lack, no piece was in flight, none was verified and no
  *      connected peer announced a new piece (Have) (reason no_peers: the tracker is gone, the seeder is gone, nobody
  *      has the blob; at the start of a large rollout neighbours that hold nothing yet but are receiving pieces keep
  *      the download in the swarm, and before the first piece came only "no connection at all, and no peer
@@ -53,6 +53,9 @@ import type { SeedMetaStore } from '../swarm/seed-meta-store.ts';
 
 export type SwarmFallbackReason = 'tracker_unreachable' | 'no_metainfo' | 'no_peers' | 'stalled' | 'swarm_error';
 export const SWARM_FALLBACK_REASONS: readonly SwarmFallbackReason[] = ['tracker_unreachable', 'no_metainfo', 'no_peers', 'stalled', 'swarm_error'];
+
+/** The no-peer watchdog waits at least this many piece latencies (TorrentStats.pieceLatencyMs) before it gives up. */
+const NO_PEER_LATENCIES = 20;
 
 /** Starts a periodic callback; returns the function that stops it (default: setInterval/clearInterval). */
 export type WatchdogTimer = (tick: () => void, periodMs: number) => () => void;
@@ -358,12 +361,16 @@ export class SwarmBlobSource implements BlobSource {
       }
       // A new verified piece counts as well (it may have come from a peer that is gone already).
       usable = Math.max(usable, changed);
-      const noPeers = now - usable >= noPeerTimeoutMs && (fed || (stats?.connected ?? 0) === 0);
+      // Never less than NO_PEER_LATENCIES piece latencies: on slow links (pieces of seconds) neighbours that hold
+      // nothing new for 5 s are normal early in a big rollout (an N = 500 emulation at 32 KiB/s, 1 s pieces: 289
+      // fed downloads left for the origin in the first 30 s with a fixed 5 s).
+      const noPeerWindow = Math.max(noPeerTimeoutMs, NO_PEER_LATENCIES * (stats?.pieceLatencyMs ?? 0));
+      const noPeers = now - usable >= noPeerWindow && (fed || (stats?.connected ?? 0) === 0);
       if (!noPeers && now - changed < stallTimeoutMs) return;
-      seen = { fed, connected: stats?.connected, usefulPeers: stats?.usefulPeers, inFlight: stats?.inFlight, havesReceived: stats?.havesReceived, peerAnswers: stats?.peerAnswers, rejected: stats?.rejected, msSinceUsable: now - usable, msSinceNewPiece: now - changed };
+      seen = { windowMs: Math.round(noPeerWindow), fed, connected: stats?.connected, usefulPeers: stats?.usefulPeers, inFlight: stats?.inFlight, havesReceived: stats?.havesReceived, peerAnswers: stats?.peerAnswers, rejected: stats?.rejected, msSinceUsable: now - usable, msSinceNewPiece: now - changed };
       if (noPeers) {
         stallReason = 'no_peers';
-        stall.abort(new LayerswarmError('ABORTED', `no connected peer held a missing piece for ${noPeerTimeoutMs} ms`));
+        stall.abort(new LayerswarmError('ABORTED', `no connected peer held a missing piece for ${Math.round(noPeerWindow)} ms`));
       } else {
         stall.abort(new LayerswarmError('ABORTED', `no new verified piece for ${stallTimeoutMs} ms`));
       }

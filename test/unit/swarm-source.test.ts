@@ -310,6 +310,18 @@ describe('SwarmBlobSource', () => {
     assert.ok(w.stopped, 'the watchdog is stopped');
   });
 
+  test('slow pieces: the no-peer window is at least 20 piece latencies (1 s pieces → 20 s, not 5 s)', async () => {
+    const { s, w, outcome, downloadSignal } = await watchedDownload();
+    s.engine.torrents.set(digest.value, stats(digest.value, 1, 'download', { connected: 9, usefulPeers: 0, pieceLatencyMs: 1000 }));
+    w.advance(1000); // the first tick sees the piece: the window starts here
+    w.advance(19_999);
+    assert.equal(downloadSignal()?.aborted, false, 'fed, neighbours with nothing new for 20 s - 1 ms: still in the swarm');
+    assert.deepEqual(s.fallbacks, []);
+    w.advance(1);
+    await outcome;
+    assert.deepEqual(s.fallbacks, ['no_peers']);
+  });
+
   test('neighbours that hold nothing for us but keep announcing new pieces (Have) keep the download in the swarm', async () => {
     const { s, w, outcome, downloadSignal } = await watchedDownload();
     // A big rollout's start: connected neighbours hold nothing we lack yet, but they are receiving pieces.

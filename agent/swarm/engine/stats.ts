@@ -32,6 +32,8 @@ export interface TorrentStats {
    * no-peer watchdog's sign that the swarm is there, only busy.
    */
   readonly peerAnswers: number;
+  /** The scheduler's smoothed request → arrival time of pieces (ms); undefined before the first piece. */
+  readonly pieceLatencyMs?: number | undefined;
   readonly bytesUp: number;
   readonly bytesDown: number;
   readonly piecesUp: number;

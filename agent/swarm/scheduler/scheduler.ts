@@ -106,6 +106,8 @@ export interface SchedulerStats {
   readonly wastedPieces: number;
   readonly endgame: boolean;
   readonly complete: boolean;
+  /** Smoothed request → arrival time of pieces (ms); undefined before the first piece. */
+  readonly pieceLatencyMs: number | undefined;
 }
 
 export class Scheduler {
@@ -183,6 +185,7 @@ export class Scheduler {
       wastedPieces: this.#downloads.wastedPieces,
       endgame: this.#downloads.endgame,
       complete: this.#have.complete,
+      pieceLatencyMs: this.#downloads.pieceLatencyMs,
     };
   }
 
