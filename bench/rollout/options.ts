@@ -1,13 +1,13 @@
 /**
  * Options of `layerswarm bench rollout` (bench/rollout.ts): parsing, defaults and the usage text.
  *
- * Defaults are sized for a 2-core machine (see bench/README.md "Rollout"): N = 500 agents at B = 64 KiB/s each
- * (N·B = 31 MiB/s of piece traffic; at 128 KiB/s, 62.5 MiB/s, 500 agents needed more CPU than 2 cores have and the
- * run measured the CPU, not the swarm), an 8 MiB image (2 layers of 4 MiB, 32 KiB pieces: see --piece-kib), the
- * seeder at B_s = 2 MiB/s. T* = max(S/B_s, S/B, N·S/(B_s+N·B)) = 128 s, long compared with the swarm's start-up
- * (announce interval 5 s, metainfo, connections). A piece takes S_piece/B = 0.5 s on a full link, as with the
- * earlier 64 KiB pieces at 128 KiB/s: the agent's fixed time constants (request timeout 10 s, reject backoff 0.5 s)
- * keep the same meaning. (Slower pieces break that: in the simulator 64 KiB pieces at 64 KiB/s gave p50/T* 2.0.)
+ * Defaults are sized for a 2-core machine (see bench/README.md "Rollout"): N = 500 agents at B = 32 KiB/s each
+ * (N·B = 15.6 MiB/s of piece traffic; at 64 KiB/s the 500 agents' host processes needed 1.5 of the 2 cores and
+ * event-loop lag slowed every piece, at 128 KiB/s more than 2 cores), an 8 MiB image (2 layers of 4 MiB, 32 KiB
+ * pieces: see --piece-kib), the seeder at B_s = 32·B = 1 MiB/s. T* = max(S/B_s, S/B, N·S/(B_s+N·B)) = 256 s, long
+ * compared with the swarm's start-up (announce interval 5 s, metainfo, connections). A piece takes 1 s on a full
+ * link; the scheduler's time constants and the no-peer watchdog follow the observed piece latency, the 30 s stall
+ * timeout stays well above it.
  */
 import { parseArgs } from 'node:util';
 
@@ -66,11 +66,12 @@ Options:
   --hosts H                 host processes (default ceil(N/100), at most 8)
   --layers LIST             layer sizes in MiB (default 4,4)
   --piece-kib N             the seeder's --min-piece-length in KiB, a power of two (default 32: a piece takes
-                            0.5 s at B, so the product's time constants (5 s no-peer, 10 s request, 30 s stall
-                            timeouts) keep their meaning at this scaled-down bandwidth; 128 pieces per 4 MiB layer)
-  --node-kibps X            B: every agent's upload and download limit, KiB/s (default 64; N·B = 31 MiB/s at
-                            N = 500, what 2 cores move with every byte hashed, stored and served several times)
-  --seed-mibps X            B_s: the seeder's upload limit, MiB/s (default 2)
+                            1 s at B, short against the agent's 30 s stall timeout at this scaled-down
+                            bandwidth; 128 pieces per 4 MiB layer)
+  --node-kibps X            B: every agent's upload and download limit, KiB/s (default 32; N·B = 15.6 MiB/s at
+                            N = 500: what 2 cores move without the event loop lagging, with every byte hashed,
+                            stored and served several times)
+  --seed-mibps X            B_s: the seeder's upload limit, MiB/s (default 1 = 32·B)
   --origin-mibps X          origin link in the swarm run, MiB/s (default unlimited; the baseline uses B_s)
   --stagger-ms MS           spread node starts evenly over MS (default 0: all at once)
   --churn-fraction F        close this fraction of agents mid-run (excluded from completion stats, reported)
@@ -133,8 +134,8 @@ export function parseRolloutOptions(argv: readonly string[], isTty: boolean): Ro
     hosts,
     layers,
     pieceBytes,
-    nodeRate: positive('node-kibps', values['node-kibps'], 64) * KiB,
-    seedRate: positive('seed-mibps', values['seed-mibps'], 2) * MiB,
+    nodeRate: positive('node-kibps', values['node-kibps'], 32) * KiB,
+    seedRate: positive('seed-mibps', values['seed-mibps'], 1) * MiB,
     originRate: values['origin-mibps'] === undefined ? undefined : positive('origin-mibps', values['origin-mibps'], 1) * MiB,
     staggerMs: positive('stagger-ms', values['stagger-ms'], 0, { zero: true }),
     churnFraction,

@@ -162,8 +162,8 @@ export function simulate(o: SimOptions, onProgress?: (p: SimProgress) => void): 
       const { net: link } = host;
       let down = 0;
       for (const f of link.inFlows) down += f.rate;
-      let up = 0;
-      for (const f of link.outFlows) up += f.rate;
+      // Link model 'limiter': the uplink sends one frame at a time at full rate (busy until upFreeAt).
+      const up = o.linkModel === 'limiter' ? (host.upFreeAt > now ? link.up : 0) : link.outFlows.reduce((a, f) => a + f.rate, 0);
       use.downUse += down / link.down;
       use.upUse += up / link.up;
       if (link.inFlows.length === 0) use.idleDown++;
@@ -175,13 +175,12 @@ export function simulate(o: SimOptions, onProgress?: (p: SimProgress) => void): 
         use.active += st.uploadsActive;
         use.connected += st.connected;
       }
-      use.outFlows += link.outFlows.length;
+      use.outFlows += o.linkModel === 'limiter' ? host.socketBuffer.outFlows.length : link.outFlows.length;
       n++;
     }
     use.samples += n;
     if (n > 0) {
-      let up = 0;
-      for (const f of seeder.net.outFlows) up += f.rate;
+      const up = o.linkModel === 'limiter' ? (seeder.upFreeAt > now ? seeder.net.up : 0) : seeder.net.outFlows.reduce((a, f) => a + f.rate, 0);
       use.seederUse += up / seeder.net.up;
       use.seederSamples++;
       queue.at(now + 100, sample);
