@@ -19,8 +19,8 @@ export interface SimOptions {
    * How piece bytes share links. 'fair': max-min fair fluid flows (a NIC with TCP flows). 'limiter': what the
    * product's bandwidth limiter does (agent upload/download limits, as in the rollout emulation): each node's upload
    * limiter lets whole piece frames out one at a time (FIFO at the uplink rate; the send completes when the frame is
-   * handed to the socket), the frames wait in socket buffers, and the receiver's download limiter reads them from
-   * every socket at once (fair sharing of the downlink).
+   * handed to the socket), the frames wait in socket buffers, and the receiver's download limiter reads every socket
+   * at once (the downlink shared fairly among the connections with buffered frames, each connection's in order).
    */
   readonly linkModel: 'fair' | 'limiter';
   /** Fixed piece length in bytes for every layer (as `bench rollout --piece-kib`); undefined: the product's policy. */
@@ -105,7 +105,8 @@ Options:
   --latency-ms X          one-way message latency (default 0.5)
   --link-model M          fair (default: max-min fair flows, as TCP over a NIC) or limiter (the product's
                           bandwidth limiter as in the rollout emulation: FIFO piece frames at each uplink, buffered,
-                          read fairly at each downlink; use it to compare with bench rollout)
+                          read in order per connection, the downlink shared fairly among connections; use it to
+                          compare with bench rollout)
   --connect-ms X          TCP connect before the handshake (default 2 × latency)
   --stagger-ms X          node start times spread uniformly over [0, X] (default 0)
   --seed N                RNG seed (default 1)

@@ -74,6 +74,17 @@ export interface Link {
   readonly askedByA: Set<number>;
   readonly askedByB: Set<number>;
   readonly flows: Set<Flow>;
+  /**
+   * Link model 'limiter': frames buffered for a / for b, in order. TCP delivers a connection's bytes in order, so only
+   * the first one is being read (a flow on the receiver's downlink); the next starts when it is done.
+   */
+  readonly toA: BufferedFrame[];
+  readonly toB: BufferedFrame[];
+}
+
+interface BufferedFrame {
+  readonly bytes: number;
+  readonly done: () => void;
 }
 
 export type HostKind = 'seeder' | 'node';
@@ -271,8 +282,8 @@ export class SwarmPeer {
   /**
    * Link model 'limiter' (the product's bandwidth limiter): the frame leaves when our upload limiter is free and
    * takes bytes/up; then the upload is done for us (the frame is in the socket). One latency later it is in the
-   * receiver's socket buffer, and its download limiter reads it, sharing the downlink fairly with the other frames
-   * waiting there. A connection closed meanwhile loses it.
+   * receiver's socket buffer behind the connection's earlier frames (#readNext). A connection closed meanwhile loses
+   * it.
    */
   #uploadFrame(link: Link, to: SwarmPeer, remote: string, piece: number, bytes: number): void {
     const world = this.#world;
@@ -284,15 +295,31 @@ export class SwarmPeer {
       if (!link.open) return;
       world.queue.at(sent + world.latencyMs, () => {
         if (to.links.get(this.id) !== link) return;
-        // Buffered frames are read as they come from every socket: the downlink is shared by the frames waiting.
-        const flow = world.net.start(world.clock.now(), from.socketBuffer, to.host.net, bytes, () => {
-          link.flows.delete(flow);
+        const queue = link.a === to ? link.toA : link.toB;
+        queue.push({ bytes, done: () => {
           this.#account(to, bytes);
           this.#arrived(link, to, piece);
-        });
-        link.flows.add(flow);
+        } });
+        if (queue.length === 1) this.#readNext(link, to, queue);
       });
     });
+  }
+
+  /**
+   * Read the first buffered frame of this connection: the downlink is shared fairly among the connections with
+   * buffered bytes (the download limiter serves every socket), a connection's frames one after the other.
+   */
+  #readNext(link: Link, to: SwarmPeer, queue: BufferedFrame[]): void {
+    const frame = queue[0];
+    if (frame === undefined || !link.open) return;
+    const world = this.#world;
+    const flow = world.net.start(world.clock.now(), this.host.socketBuffer, to.host.net, frame.bytes, () => {
+      link.flows.delete(flow);
+      queue.shift();
+      if (to.links.get(this.id) === link) frame.done();
+      this.#readNext(link, to, queue);
+    });
+    link.flows.add(flow);
   }
 
   /** The piece's last byte reached `to`: hand it to its scheduler (verified, or failed from a corrupt node). */
@@ -331,6 +358,8 @@ export class SwarmPeer {
       this.#accountPartial(uploader, uploader === link.a ? link.b : link.a, moved);
     }
     link.flows.clear();
+    link.toA.length = 0;
+    link.toB.length = 0;
     const other = link.a === this ? link.b : link.a;
     world.queue.at(now + world.latencyMs, () => {
       if (other.links.get(this.id) !== link) return;
@@ -371,7 +400,7 @@ export class SwarmPeer {
       });
       return;
     }
-    const link: Link = { a: this, b: target, key, open: true, askedByA: new Set(), askedByB: new Set(), flows: new Set() };
+    const link: Link = { a: this, b: target, key, open: true, askedByA: new Set(), askedByB: new Set(), flows: new Set(), toA: [], toB: [] };
     table.set(key, link);
     target.links.set(this.id, link);
     const theirs = target.scheduler.bitfield();
