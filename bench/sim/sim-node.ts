@@ -10,6 +10,8 @@
  *   sendPiece → a fluid flow of the piece's bytes on the uploader's uplink and the receiver's downlink; when the last
  *     byte has left: uploadDone (uploader); one latency later: pieceReceived, then pieceVerified or, from a corrupt
  *     node, pieceFailed (receiver). A sendPiece on a connection already gone is answered with uploadDone at once.
+ *     Link model 'limiter' (#uploadFrame): the frame leaves at full uplink rate after the uploader's earlier frames
+ *     (uploadDone then), and is read from the receiver's socket buffer behind the connection's earlier frames.
  *   connect → TCP connect (connectMs) + our handshake (one latency) → the target admits it (peerConnected with our
  *     bitfield as of the dial, like makeHandshake) → its handshake back (one latency) → peerConnected here with its
  *     bitfield. A dial to a node that is gone, or to a peer we already have a connection with, fails (peerClosed,
@@ -46,7 +48,10 @@ export interface World {
   readonly tracker: SimTracker;
   readonly latencyMs: number;
   readonly connectMs: number;
-  /** SimOptions.linkModel: 'limiter' replaces the fluid flows of `net` with FIFO frames per uplink and downlink. */
+  /**
+   * SimOptions.linkModel: 'limiter' sends piece frames FIFO per uplink (SimHost.upFreeAt) and reads them in order per
+   * connection, the downlink shared among connections (Link.toA / toB).
+   */
   readonly linkModel: 'fair' | 'limiter';
   /** Live peers of each layer by peer id. */
   readonly peers: ReadonlyArray<Map<string, SwarmPeer>>;

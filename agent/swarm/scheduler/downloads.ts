@@ -39,11 +39,8 @@ export class Downloads {
   /** Pieces we do not hold verified (including those being verified): what the picker scans. */
   readonly #missing: PieceSet;
   wastedPieces = 0;
-  /**
-   * Smoothed time from request to piece arrival (ms), over all peers; undefined until the first piece. The times a
-   * rejection costs follow it (see rejected()).
-   */
-  pieceLatencyMs: number | undefined;
+  /** Smoothed time from request to piece arrival (ms), over all peers; undefined until the first piece. */
+  #pieceLatencyMs: number | undefined;
 
   constructor(init: DownloadsInit) {
     this.#init = init;
@@ -52,6 +49,11 @@ export class Downloads {
     this.#requests = new RequestTable(init.pieceCount);
     this.#missing = new PieceSet(init.pieceCount);
     for (let p = 0; p < init.pieceCount; p++) if (!init.have.has(p)) this.#missing.add(p);
+  }
+
+  /** The piece latency L that the request timeout and the rejection times follow. */
+  get pieceLatencyMs(): number | undefined {
+    return this.#pieceLatencyMs;
   }
 
   get verifying(): number {
@@ -161,7 +163,7 @@ export class Downloads {
    */
   rejectionTimes(): { backoffMs: number; avoidMs: number } {
     const { rejectBackoffMs, requestTimeoutMs } = this.#init.config;
-    const latency = this.pieceLatencyMs;
+    const latency = this.#pieceLatencyMs;
     if (latency === undefined) return { backoffMs: rejectBackoffMs, avoidMs: requestTimeoutMs };
     return {
       backoffMs: Math.min(rejectBackoffMs, Math.max(MIN_REJECTION_MS, latency / 4)),
@@ -171,7 +173,7 @@ export class Downloads {
 
   #observeLatency(ms: number): void {
     const sample = Math.max(0, ms);
-    this.pieceLatencyMs = this.pieceLatencyMs === undefined ? sample : this.pieceLatencyMs + LATENCY_WEIGHT * (sample - this.pieceLatencyMs);
+    this.#pieceLatencyMs = this.#pieceLatencyMs === undefined ? sample : this.#pieceLatencyMs + LATENCY_WEIGHT * (sample - this.#pieceLatencyMs);
   }
 
   /**
@@ -182,7 +184,8 @@ export class Downloads {
    */
   requestTimeoutMs(): number {
     const { requestTimeoutMs } = this.#init.config;
-    return this.pieceLatencyMs === undefined ? requestTimeoutMs : Math.max(requestTimeoutMs, this.pieceLatencyMs * 4);
+    const latency = this.#pieceLatencyMs;
+    return latency === undefined ? requestTimeoutMs : Math.max(requestTimeoutMs, latency * 4);
   }
 
   /** Cancel expired requests, penalise their peers. Returns the peers that reached maxConsecutiveTimeouts. */
