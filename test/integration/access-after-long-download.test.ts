@@ -10,22 +10,16 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createReadStream } from 'node:fs';
-import { copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { trackerAnnounce } from '../../agent/swarm/engine/announce.ts';
-import { swarmEngineConfig } from '../../agent/swarm/engine/config.ts';
-import { SwarmEngine } from '../../agent/swarm/engine/engine.ts';
 import { silentLogger } from '../../shared/logging.ts';
 import { computeMetainfo, type Metainfo } from '../../shared/swarm/metainfo.ts';
-import { TcpTransport } from '../../shared/wire/tcp-transport.ts';
-import { TrackerClient } from '../../tracker/client.ts';
 import { DEFAULT_TRACKER_CONFIG } from '../../tracker/config.ts';
 import { startTracker, type RunningTracker } from '../../tracker/tracker.ts';
 import { startTestAgent, type TestAgent } from '../fixtures/agent.ts';
 import { rawRequest } from '../fixtures/http.ts';
 import { buildImage, pushImage, sha256Digest, type BuiltLayer } from '../fixtures/images.ts';
-import { waitFor } from '../fixtures/process.ts';
 import { startRegistry, type Registry } from '../fixtures/registry.ts';
+import { startSeedingEngine, type SeedingEngine } from '../fixtures/seeding-engine.ts';
 import { makeTempDir, removeTempDir } from '../fixtures/tmp.ts';
 
 const KiB = 1024;
@@ -41,8 +35,7 @@ describe('access check after a swarm download longer than the origin request tim
   let dir: string;
   let registry: Registry;
   let tracker: RunningTracker;
-  let client: TrackerClient | undefined;
-  let seeder: SwarmEngine | undefined;
+  let seeding: SeedingEngine | undefined;
   let agent: TestAgent | undefined;
   let layer: BuiltLayer;
   let meta: Metainfo;
@@ -61,25 +54,13 @@ describe('access check after a swarm download longer than the origin request tim
     meta = await computeMetainfo(layer.digest, createReadStream(layer.path), layer.size);
 
     // The seeding node: an engine seeding the blob, its metainfo published at the tracker (what the seeder role does).
-    client = new TrackerClient({ url: tracker.url, timeoutMs: 5000 });
-    await client.putMetainfo(meta);
-    const seedFile = join(dir, 'seed-blob');
-    await copyFile(layer.path, seedFile);
-    seeder = new SwarmEngine({
-      transport: new TcpTransport(), announce: trackerAnnounce(client, { address: '127.0.0.1', seeder: true }), dataDir: join(dir, 'seeder'),
-      config: swarmEngineConfig({ tickMs: 50, scheduler: { announceIntervalMs: 300, seedAnnounceIntervalMs: 1000 } }), logger: silentLogger(),
-    });
-    await seeder.listen({ host: '127.0.0.1', port: 0 });
-    await seeder.seed(meta, { path: seedFile }, AbortSignal.timeout(5000));
-    const trackerClient = client;
-    await waitFor(async () => (await trackerClient.swarms()).swarms.find((s) => s.digest === meta.digest && s.seeders + s.complete > 0), { timeoutMs: 5000, what: 'the seeder announced' });
+    seeding = await startSeedingEngine({ dir, trackerUrl: tracker.url, meta, blobPath: layer.path });
     registry.clearRequests();
   });
 
   after(async () => {
     await agent?.cleanup();
-    await seeder?.close();
-    await client?.close();
+    await seeding?.close();
     await tracker?.close();
     await registry?.stop();
     if (dir) await removeTempDir(dir);

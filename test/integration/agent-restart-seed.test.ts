@@ -4,16 +4,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createReadStream } from 'node:fs';
-import { access, copyFile, readFile, writeFile } from 'node:fs/promises';
+import { access, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AgentConfig } from '../../agent/config.ts';
-import { swarmEngineConfig } from '../../agent/swarm/engine/config.ts';
-import { trackerAnnounce } from '../../agent/swarm/engine/announce.ts';
-import { SwarmEngine } from '../../agent/swarm/engine/engine.ts';
+import type { SwarmEngine } from '../../agent/swarm/engine/engine.ts';
 import { silentLogger } from '../../shared/logging.ts';
 import { computeMetainfo, parseMetainfo, type Metainfo } from '../../shared/swarm/metainfo.ts';
-import { TcpTransport } from '../../shared/wire/tcp-transport.ts';
-import { TrackerClient } from '../../tracker/client.ts';
 import { DEFAULT_TRACKER_CONFIG } from '../../tracker/config.ts';
 import { startTracker, type RunningTracker } from '../../tracker/tracker.ts';
 import { startTestAgent, type TestAgent } from '../fixtures/agent.ts';
@@ -21,6 +17,7 @@ import { rawRequest } from '../fixtures/http.ts';
 import { buildImage, pushImage, sha256Digest, type BuiltLayer } from '../fixtures/images.ts';
 import { waitFor } from '../fixtures/process.ts';
 import { startRegistry, type Registry } from '../fixtures/registry.ts';
+import { startSeedingEngine, type SeedingEngine } from '../fixtures/seeding-engine.ts';
 import { makeTempDir, removeTempDir } from '../fixtures/tmp.ts';
 
 const MiB = 2 ** 20;
@@ -30,7 +27,7 @@ describe('agent restart: stored blobs are seeded again', () => {
   let dir: string;
   let registry: Registry;
   let tracker: RunningTracker;
-  let client: TrackerClient;
+  let seeding: SeedingEngine | undefined;
   let seeder: SwarmEngine;
   let layer: BuiltLayer;
   let meta: Metainfo;
@@ -65,23 +62,13 @@ describe('agent restart: stored blobs are seeded again', () => {
     assert.ok(built);
     layer = built;
     meta = await computeMetainfo(layer.digest, createReadStream(layer.path), layer.size);
-    client = new TrackerClient({ url: tracker.url, timeoutMs: 5000 });
-    await client.putMetainfo(meta);
-    const seedFile = join(dir, 'seed-blob');
-    await copyFile(layer.path, seedFile);
-    seeder = new SwarmEngine({
-      transport: new TcpTransport(), announce: trackerAnnounce(client, { address: '127.0.0.1', seeder: true }), dataDir: join(dir, 'seeder'),
-      config: swarmEngineConfig({ tickMs: 50, scheduler: { announceIntervalMs: 300, seedAnnounceIntervalMs: 1000 } }), logger: silentLogger(),
-    });
-    await seeder.listen({ host: '127.0.0.1', port: 0 });
-    await seeder.seed(meta, { path: seedFile }, AbortSignal.timeout(5000));
-    await waitFor(async () => (await client.swarms()).swarms.find((s) => s.digest === meta.digest && s.seeders + s.complete > 0), { timeoutMs: 5000, what: 'the seeder announced' });
+    seeding = await startSeedingEngine({ dir, trackerUrl: tracker.url, meta, blobPath: layer.path });
+    seeder = seeding.engine;
   });
 
   after(async () => {
     for (const a of agents) await a.cleanup();
-    await seeder?.close();
-    await client?.close();
+    await seeding?.close();
     await tracker?.close();
     await registry?.stop();
     if (dir) await removeTempDir(dir);

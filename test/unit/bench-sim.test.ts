@@ -10,6 +10,12 @@ import { simulate } from '../../bench/sim/simulation.ts';
 
 const MiB = 2 ** 20;
 const ctx = { command: 'test', startedAt: new Date(0), machine: {} };
+/** Every byte a node received was sent by another node or by the seeder. */
+function assertBytesAddUp(r: ReturnType<typeof buildResults>): void {
+  const down = r.nodeBytesDown.reduce((x, y) => x + y, 0);
+  const up = r.nodeBytesUp.reduce((x, y) => x + y, 0);
+  assert.ok(Math.abs(down - (up + r.originEgressBytes)) < 1, `down ${down} = up ${up} + seeder ${r.originEgressBytes}`);
+}
 const opts = (o: Partial<SimOptions>): SimOptions => ({ ...DEFAULT_SIM_OPTIONS, layers: [16 * MiB], quiet: true, ...o });
 
 describe('bench/sim event queue and network', () => {
@@ -68,9 +74,7 @@ describe('bench/sim rollout', () => {
     const a = buildResults(simulate(o), ctx);
     assert.equal(a.completed, 50);
     assert.deepEqual(checkConsistency(a), []);
-    const down = a.nodeBytesDown.reduce((x, y) => x + y, 0);
-    const up = a.nodeBytesUp.reduce((x, y) => x + y, 0);
-    assert.ok(Math.abs(down - (up + a.originEgressBytes)) < 1, `down ${down} = up ${up} + seeder ${a.originEgressBytes}`);
+    assertBytesAddUp(a);
     assert.ok(a.originEgressRatio >= 1, 'the seeder sent every piece at least once');
     for (const d of a.nodeBytesDown) assert.ok(d >= a.imageBytes);
     const b = buildResults(simulate(o), ctx);
@@ -115,9 +119,7 @@ describe('bench/sim rollout', () => {
     const a = buildResults(simulate(o), ctx);
     assert.equal(a.completed, 40);
     assert.deepEqual(checkConsistency(a), []);
-    const down = a.nodeBytesDown.reduce((x, y) => x + y, 0);
-    const up = a.nodeBytesUp.reduce((x, y) => x + y, 0);
-    assert.ok(Math.abs(down - (up + a.originEgressBytes)) < 1, `down ${down} = up ${up} + seeder ${a.originEgressBytes}`);
+    assertBytesAddUp(a);
     const fair = buildResults(simulate({ ...o, linkModel: 'fair' }), ctx);
     assert.notDeepEqual(fair.nodeSeconds, a.nodeSeconds, 'the link model changes the run');
     const parsed = parseSimArgs(['--link-model', 'limiter']);

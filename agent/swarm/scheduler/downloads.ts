@@ -16,6 +16,8 @@ import type { Clock, PeerId, Rng, SchedulerCommand } from './types.ts';
 const LATENCY_WEIGHT = 0.1;
 /** Floor of the latency-derived rejection times (ms): clock granularity, not policy. */
 const MIN_REJECTION_MS = 5;
+/** Request timeout and avoid windows last this many piece latencies; a reject backoff, 1/this of one. */
+const LATENCY_MULTIPLE = 4;
 
 export interface DownloadsInit {
   readonly pieceCount: number;
@@ -166,8 +168,8 @@ export class Downloads {
     const latency = this.#pieceLatencyMs;
     if (latency === undefined) return { backoffMs: rejectBackoffMs, avoidMs: requestTimeoutMs };
     return {
-      backoffMs: Math.min(rejectBackoffMs, Math.max(MIN_REJECTION_MS, latency / 4)),
-      avoidMs: Math.min(requestTimeoutMs, Math.max(MIN_REJECTION_MS, latency * 4)),
+      backoffMs: Math.min(rejectBackoffMs, Math.max(MIN_REJECTION_MS, latency / LATENCY_MULTIPLE)),
+      avoidMs: Math.min(requestTimeoutMs, Math.max(MIN_REJECTION_MS, latency * LATENCY_MULTIPLE)),
     };
   }
 
@@ -185,7 +187,7 @@ export class Downloads {
   requestTimeoutMs(): number {
     const { requestTimeoutMs } = this.#init.config;
     const latency = this.#pieceLatencyMs;
-    return latency === undefined ? requestTimeoutMs : Math.max(requestTimeoutMs, latency * 4);
+    return latency === undefined ? requestTimeoutMs : Math.max(requestTimeoutMs, latency * LATENCY_MULTIPLE);
   }
 
   /** Cancel expired requests, penalise their peers. Returns the peers that reached maxConsecutiveTimeouts. */
