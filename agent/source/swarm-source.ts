@@ -11,10 +11,10 @@
  *      partial file, then the whole file's sha256 compared with the digest. A watchdog aborts it when for
  *      noPeerTimeoutMs (at least 20 piece latencies) no connected peer held a piece we lack, no piece was in
  *      flight, none was verified and no connected peer announced a new piece (Have) (reason no_peers: the tracker
- *      is gone, the seeder is gone, nobody has the blob; at the start of a large rollout neighbours that hold nothing yet but are receiving pieces keep
- *      the download in the swarm, and before the first piece came only "no connection at all, and no peer
- *      answering our dials, not even to refuse them for capacity" counts), or when peers are there but no new
- *      piece was verified for stallTimeoutMs (reason stalled; also when stallTimeoutMs ≤ noPeerTimeoutMs and no peer
+ *      is gone, the seeder is gone, nobody has the blob; at the start of a large rollout neighbours that hold
+ *      nothing yet but are receiving pieces keep the download in the swarm, and before the first piece came only
+ *      "no connection at all, and no peer answering our dials, not even to refuse them for capacity" counts), or
+ *      when peers are there but no new piece was verified for stallTimeoutMs (reason stalled; also when stallTimeoutMs ≤ noPeerTimeoutMs and no peer
  *      came); any other failure is reason swarm_error. All → origin; with `originRange` the verified pieces are kept
  *      and only the missing ones are fetched, with one Range request per run of missing pieces (origin-repair.ts;
  *      each piece hashed before it is written, then the whole file); an origin that ignores Range (200), nothing
