@@ -7,18 +7,18 @@
  *   2. size ≤ originDirectMaxBytes → origin (not worth a swarm; the seeder's policy must use the same threshold).
  *   3. metainfo from the tracker within metainfoTimeoutMs (it may ask a seeder to produce it) → else origin
  *      (reason tracker_unreachable or no_metainfo).
- *   4. SwarmEngine.download: pieces from peers, each sha256-checked on arrival and written at its offset into a
- *      partial file, then the whole file's sha256 compared with the digest. A watchdog aborts it when for
- *      noPeerTimeoutMs (at least 20 piece latencies) no connected peer held a piece we lack, no piece was in
- *      flight, none was verified and no connected peer announced a new piece (Have) (reason no_peers: the tracker
- *      is gone, the seeder is gone, nobody has the blob; at the start of a large rollout neighbours that hold
- *      nothing yet but are receiving pieces keep the download in the swarm, and before the first piece came only
- *      "no connection at all, and no peer answering our dials, not even to refuse them for capacity" counts), or
- *      when peers are there but no new piece was verified for stallTimeoutMs (reason stalled; also when stallTimeoutMs ≤ noPeerTimeoutMs and no peer
- *      came); any other failure is reason swarm_error. All → origin; with `originRange` the verified pieces are kept
- *      and only the missing ones are fetched, with one Range request per run of missing pieces (origin-repair.ts;
- *      each piece hashed before it is written, then the whole file); an origin that ignores Range (200), nothing
- *      kept, or a failed repair → the whole blob from the origin, as without `originRange`.
+ *   4. SwarmEngine.download: pieces from peers, each sha256-checked on arrival and written at its offset into a partial
+ *      file, then the whole file's sha256 compared with the digest. A watchdog aborts it when for noPeerTimeoutMs (at
+ *      least 20 piece latencies) no connected peer held a piece we lack, no piece was in flight, none was verified and
+ *      no connected peer announced a new piece (Have) (reason no_peers: the tracker is gone, the seeder is gone, nobody
+ *      has the blob; at the start of a large rollout neighbours that hold nothing yet but are receiving pieces keep the
+ *      download in the swarm, and before the first piece came only "no connection at all, and no peer answering our
+ *      dials, not even to refuse them for capacity" counts), or when peers are there but no new piece was verified for
+ *      stallTimeoutMs (reason stalled; also when stallTimeoutMs ≤ noPeerTimeoutMs and no peer came); any other failure
+ *      is reason swarm_error. All → origin; with `originRange` the verified pieces are kept and only the missing ones
+ *      are fetched, with one Range request per run of missing pieces (origin-repair.ts; each piece hashed before it is
+ *      written, then the whole file); an origin that ignores Range (200), nothing kept, or a failed repair → the whole
+ *      blob from the origin, as without `originRange`.
  *   5. The complete file is handed to the BlobFetcher as the body, which hashes it again while writing it into the
  *      store and commits only on a match: nothing unverified is ever served.
  * A resume (offset > 0) always goes to the origin.
