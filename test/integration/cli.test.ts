@@ -9,7 +9,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startRegistry, type Registry } from '../fixtures/registry.ts';
-import { freePort } from '../fixtures/ports.ts';
+import { freePort, retryOnPortClash } from '../fixtures/ports.ts';
 import { run, startProcess } from '../fixtures/process.ts';
 import { makeTempDir, removeTempDir } from '../fixtures/tmp.ts';
 
@@ -64,13 +64,16 @@ describe('layerswarm CLI', () => {
   });
 
   test('an agent configured by file + env + flag serves, and exits cleanly on SIGTERM', async () => {
-    const port = await freePort();
     const config = join(dir, 'agent.yaml');
     await writeFile(config, `origin: ${origin.url}\nlogLevel: info\nstoreMaxBytes: 64MiB\n`);
-    const agent = await startProcess(process.execPath, [cli, 'agent', '--config', config, '--listen', `127.0.0.1:${port}`], {
-      name: 'agent',
-      env: { LAYERSWARM_DATA_DIR: join(dir, 'data') },
-      ready: async (signal) => (await fetch(`http://127.0.0.1:${port}/readyz`, { signal })).ok,
+    let port = 0;
+    const agent = await retryOnPortClash(async () => {
+      port = await freePort();
+      return startProcess(process.execPath, [cli, 'agent', '--config', config, '--listen', `127.0.0.1:${port}`], {
+        name: 'agent',
+        env: { LAYERSWARM_DATA_DIR: join(dir, 'data') },
+        ready: async (signal) => (await fetch(`http://127.0.0.1:${port}/readyz`, { signal })).ok,
+      });
     });
     try {
       const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();

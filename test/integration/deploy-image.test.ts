@@ -10,7 +10,7 @@ import { startContainerd, type Containerd } from '../fixtures/clients/containerd
 import { docker, startDockerd, type Dockerd } from '../fixtures/clients/dockerd.ts';
 import { BASE_IMPORT_CHANGES, baseTarball, REPO_ROOT } from '../fixtures/deploy/base-image.ts';
 import { rawRequest } from '../fixtures/http.ts';
-import { freePort } from '../fixtures/ports.ts';
+import { freePort, retryOnPortClash } from '../fixtures/ports.ts';
 import { run, waitFor } from '../fixtures/process.ts';
 
 const timings: string[] = [];
@@ -94,19 +94,34 @@ describe('container image (Dockerfile)', { timeout: 20 * 60_000 }, () => {
   });
 
   test('an agent in the container answers /v2/ and exits 0 on SIGTERM', async () => {
-    const port = await freePort();
-    const peerPort = await freePort();
-    const name = `layerswarm-agent-${randomBytes(4).toString('hex')}`;
-    await docker(d, [
-      'run', '-d', '--name', name, '--network', 'host', image,
-      'agent', '--listen', `127.0.0.1:${port}`, '--origin', 'http://127.0.0.1:9', '--data-dir', '/var/lib/layerswarm',
-      '--peer-listen', `127.0.0.1:${peerPort}`, '--shutdown-timeout', '5s',
-    ]);
+    // If a port is taken before the agent listens, it exits with EADDRINUSE: start over with fresh ports.
+    const { name, port, res } = await retryOnPortClash(async () => {
+      const port = await freePort();
+      const peerPort = await freePort();
+      const name = `layerswarm-agent-${randomBytes(4).toString('hex')}`;
+      await docker(d, [
+        'run', '-d', '--name', name, '--network', 'host', image,
+        'agent', '--listen', `127.0.0.1:${port}`, '--origin', 'http://127.0.0.1:9', '--data-dir', '/var/lib/layerswarm',
+        '--peer-listen', `127.0.0.1:${peerPort}`, '--shutdown-timeout', '5s',
+      ]);
+      try {
+        const res = await waitFor(async () => {
+          const r = await rawRequest(`http://127.0.0.1:${port}`, '/v2/', { timeoutMs: 2000 }).catch(() => undefined);
+          if (r?.status === 200) return r;
+          const running = (await docker(d, ['inspect', '--format', '{{.State.Running}}', name])).stdout.trim() === 'true';
+          return running ? undefined : 'exited';
+        }, { timeoutMs: 60_000, intervalMs: 200, what: 'the containerised agent to answer /v2/' });
+        if (res === 'exited') {
+          const logs = await docker(d, ['logs', name]);
+          throw new Error(`the containerised agent exited before answering /v2/:\n${logs.stdout}${logs.stderr}`);
+        }
+        return { name, port, res };
+      } catch (err) {
+        await docker(d, ['rm', '-f', name]).catch(() => undefined);
+        throw err;
+      }
+    });
     try {
-      const res = await waitFor(async () => {
-        const r = await rawRequest(`http://127.0.0.1:${port}`, '/v2/', { timeoutMs: 2000 });
-        return r.status === 200 ? r : undefined;
-      }, { timeoutMs: 60_000, intervalMs: 200, what: 'the containerised agent to answer /v2/' });
       assert.equal(res.headers['docker-distribution-api-version'], 'registry/2.0');
       const ready = await rawRequest(`http://127.0.0.1:${port}`, '/readyz');
       assert.equal(ready.status, 200);

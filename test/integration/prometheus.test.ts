@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { startAgentProcess, startSeederProcess, startTrackerProcess, type ClusterProcess } from '../fixtures/cluster.ts';
 import { skopeoCopyToDir } from '../fixtures/clients/skopeo.ts';
 import { buildImage, pushImage, type PushedImage } from '../fixtures/images.ts';
-import { freePort } from '../fixtures/ports.ts';
+import { freePort, retryOnPortClash } from '../fixtures/ports.ts';
 import { run, startProcess, waitFor, type ProcessHandle } from '../fixtures/process.ts';
 import { startRegistry, type Registry } from '../fixtures/registry.ts';
 import { makeTempDir, removeTempDir } from '../fixtures/tmp.ts';
@@ -56,17 +56,22 @@ describe('Prometheus scrapes a live cluster during a swarm pull', () => {
 
   before(async () => {
     work = await makeTempDir('prometheus');
-    const trackerPort = await freePort();
-    tracker = await startTrackerProcess({ port: trackerPort });
-    const [seederPort, peerPort] = [await freePort(), await freePort()];
-    registry = await startRegistry({ auth: 'none', notificationsUrl: `http://127.0.0.1:${seederPort}/v1/notifications` });
-    seeder = await startSeederProcess({
-      origin: registry.url, tracker: tracker.url, dataDir: join(work, 'seeder'), seederId: 'prom-seeder', port: seederPort, peerPort, logLevel: 'warn',
+    tracker = await startTrackerProcess();
+    // The registry notifies the seeder's port, picked first: fresh ports and a new registry if one was taken meanwhile.
+    seeder = await retryOnPortClash(async () => {
+      const [seederPort, peerPort] = [await freePort(), await freePort()];
+      registry = await startRegistry({ auth: 'none', notificationsUrl: `http://127.0.0.1:${seederPort}/v1/notifications` });
+      try {
+        return await startSeederProcess({
+          origin: registry.url, tracker: tracker.url, dataDir: join(work, 'seeder'), seederId: 'prom-seeder', port: seederPort, peerPort, logLevel: 'warn',
+        });
+      } catch (err) {
+        await registry.stop();
+        throw err;
+      }
     });
     agents = await Promise.all([0, 1].map((i) => startAgentProcess({ name: `agent${i}`, origin: registry.url, tracker: tracker.url, dir: join(work, 'agents'), logLevel: 'warn' })));
 
-    const port = await freePort();
-    promUrl = `http://127.0.0.1:${port}`;
     const job = (name: string, hosts: string[]): object => ({ job_name: name, static_configs: [{ targets: hosts }] });
     const config = {
       global: { scrape_interval: '1s', scrape_timeout: '900ms', evaluation_interval: '1s' },
@@ -77,12 +82,16 @@ describe('Prometheus scrapes a live cluster during a swarm pull', () => {
       ],
     };
     await writeFile(join(work, 'prometheus.yml'), JSON.stringify(config, null, 2)); // JSON is YAML
-    prometheus = await startProcess(PROMETHEUS, [
-      `--config.file=${join(work, 'prometheus.yml')}`, `--storage.tsdb.path=${join(work, 'tsdb')}`, `--web.listen-address=127.0.0.1:${port}`,
-      '--log.level=warn',
-    ], {
-      name: 'prometheus', readyTimeoutMs: 20_000, stopGraceMs: 5000,
-      ready: async (signal) => (await fetch(`${promUrl}/-/ready`, { signal })).ok,
+    prometheus = await retryOnPortClash(async () => {
+      const port = await freePort();
+      promUrl = `http://127.0.0.1:${port}`;
+      return startProcess(PROMETHEUS, [
+        `--config.file=${join(work, 'prometheus.yml')}`, `--storage.tsdb.path=${join(work, 'tsdb')}`, `--web.listen-address=127.0.0.1:${port}`,
+        '--log.level=warn',
+      ], {
+        name: 'prometheus', readyTimeoutMs: 20_000, stopGraceMs: 5000,
+        ready: async (signal) => (await fetch(`${promUrl}/-/ready`, { signal })).ok,
+      });
     });
   });
   after(async () => {

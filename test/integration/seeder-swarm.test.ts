@@ -20,7 +20,7 @@ import { TrackerClient } from '../../tracker/client.ts';
 import { DEFAULT_TRACKER_CONFIG } from '../../tracker/config.ts';
 import { startTracker, type RunningTracker } from '../../tracker/tracker.ts';
 import { buildImage, pushImage, type BuiltImage } from '../fixtures/images.ts';
-import { freePort } from '../fixtures/ports.ts';
+import { freePort, retryOnPortClash } from '../fixtures/ports.ts';
 import { startProcess, waitFor, type ProcessHandle } from '../fixtures/process.ts';
 import { startRegistry, type Registry } from '../fixtures/registry.ts';
 import { makeTempDir, removeTempDir } from '../fixtures/tmp.ts';
@@ -53,21 +53,30 @@ describe('layerswarm seeder (CLI): piece seeding over the swarm engine', () => {
   before(async () => {
     work = await makeTempDir('seeder-swarm');
     tracker = await startTracker({ ...DEFAULT_TRACKER_CONFIG, listen: { host: '127.0.0.1', port: 0 }, logLevel: 'silent' }, { logger: silentLogger() });
-    const port = await freePort();
-    peerPort = await freePort();
-    const seederUrl = `http://127.0.0.1:${port}`;
-    registry = await startRegistry({ auth: 'none', notificationsUrl: `${seederUrl}/v1/notifications` });
-    seeder = await startProcess(process.execPath, [
-      cli, 'seeder', '--origin', registry.url, '--tracker', tracker.url, '--listen', `127.0.0.1:${port}`,
-      '--peer-listen', `127.0.0.1:${peerPort}`, '--seeder-id', SEEDER_ID, '--data-dir', `${work}/seeder`, '--log-level', 'warn',
-    ], {
-      name: 'seeder',
-      env: { LAYERSWARM_HEARTBEAT_INTERVAL: '1s' },
-      readyTimeoutMs: 15_000,
-      ready: async (signal) => {
-        const res = await fetch(`${seederUrl}/readyz`, { signal });
-        return res.ok && ((await res.json()) as { tracker?: string }).tracker === 'registered';
-      },
+    // The registry notifies the seeder's port, picked first: if it (or the peer port) is taken before the seeder
+    // listens, start over with fresh ports and a new registry.
+    seeder = await retryOnPortClash(async () => {
+      const port = await freePort();
+      peerPort = await freePort();
+      const seederUrl = `http://127.0.0.1:${port}`;
+      registry = await startRegistry({ auth: 'none', notificationsUrl: `${seederUrl}/v1/notifications` });
+      try {
+        return await startProcess(process.execPath, [
+          cli, 'seeder', '--origin', registry.url, '--tracker', tracker.url, '--listen', `127.0.0.1:${port}`,
+          '--peer-listen', `127.0.0.1:${peerPort}`, '--seeder-id', SEEDER_ID, '--data-dir', `${work}/seeder`, '--log-level', 'warn',
+        ], {
+          name: 'seeder',
+          env: { LAYERSWARM_HEARTBEAT_INTERVAL: '1s' },
+          readyTimeoutMs: 30_000,
+          ready: async (signal) => {
+            const res = await fetch(`${seederUrl}/readyz`, { signal });
+            return res.ok && ((await res.json()) as { tracker?: string }).tracker === 'registered';
+          },
+        });
+      } catch (err) {
+        await registry.stop();
+        throw err;
+      }
     });
     image = await buildImage(`${work}/layout`, { tag: '1', seed: 'seeder-swarm', layers: [{ size: 10 * MiB }] });
     client = new TrackerClient({ url: tracker.url, timeoutMs: 5000 });

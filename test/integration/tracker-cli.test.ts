@@ -10,7 +10,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { TrackerClient } from '../../tracker/client.ts';
 import { isTrackerError } from '../../tracker/errors.ts';
 import type { Metainfo } from '../../shared/swarm/metainfo.ts';
-import { freePort } from '../fixtures/ports.ts';
+import { freePort, retryOnPortClash } from '../fixtures/ports.ts';
 import { startProcess, type ProcessHandle } from '../fixtures/process.ts';
 
 const cli = fileURLToPath(new URL('../../bin/layerswarm.mjs', import.meta.url));
@@ -38,13 +38,15 @@ describe('layerswarm tracker (CLI)', () => {
     });
     await seeder.listen({ host: '127.0.0.1', port: 0 });
 
-    const port = await freePort();
-    url = `http://127.0.0.1:${port}`;
-    tracker = await startProcess(process.execPath, [cli, 'tracker', '--listen', `127.0.0.1:${port}`, '--handout-size', '3', '--log-level', 'warn'], {
-      name: 'tracker',
-      env: { LAYERSWARM_PEER_TTL: '20s' },
-      readyTimeoutMs: 15_000,
-      ready: async (signal) => (await fetch(`${url}/readyz`, { signal })).ok,
+    tracker = await retryOnPortClash(async () => {
+      const port = await freePort();
+      url = `http://127.0.0.1:${port}`;
+      return startProcess(process.execPath, [cli, 'tracker', '--listen', `127.0.0.1:${port}`, '--handout-size', '3', '--log-level', 'warn'], {
+        name: 'tracker',
+        env: { LAYERSWARM_PEER_TTL: '20s' },
+        readyTimeoutMs: 30_000,
+        ready: async (signal) => (await fetch(`${url}/readyz`, { signal })).ok,
+      });
     });
     client = new TrackerClient({ url });
   });
