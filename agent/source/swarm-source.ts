@@ -358,6 +358,8 @@ export class SwarmBlobSource implements BlobSource {
           answers = stats.peerAnswers;
           if (!fed) usable = now;
         }
+        // Before the tracker's first answer (or failure) nobody can have been dialled: that wait is not "no peers".
+        if (!fed && stats.announcesSettled === 0) usable = now;
       }
       // A new verified piece counts as well (it may have come from a peer that is gone already).
       usable = Math.max(usable, changed);

@@ -114,6 +114,7 @@ describe('swarm engine: stats and traffic hooks for the swarm source and metrics
     assert.equal(down.bad, 1, 'one bad piece');
     assert.equal(down.banned, 1, 'its sender banned');
     assert.equal(downloader.torrentStats(meta.digest)?.usefulPeers, 0, 'the banned seeder is no usable peer');
+    assert.ok((downloader.torrentStats(meta.digest)?.announcesSettled ?? 0) >= 1, 'it found the seeder through an announce that came back');
 
     const goodEvents = new Recorder();
     const good = await engine('good', { events: goodEvents });

@@ -36,7 +36,7 @@ class FakeOrigin implements BlobSource {
 }
 
 const stats = (digest: string, have: number, role: 'download' | 'seed' = 'download', extra: Partial<TorrentStats> = {}): TorrentStats => ({
-  digest, role, pieceCount: 7, have, complete: false, connected: 0, usefulPeers: 0, inFlight: 0, havesReceived: 0, peerAnswers: 0, bytesUp: 0, bytesDown: 0, piecesUp: 0, piecesDown: 0, badPieces: 0, rejected: 0, peers: {},
+  digest, role, pieceCount: 7, have, complete: false, connected: 0, usefulPeers: 0, inFlight: 0, havesReceived: 0, peerAnswers: 0, announcesSettled: 1, bytesUp: 0, bytesDown: 0, piecesUp: 0, piecesDown: 0, badPieces: 0, rejected: 0, peers: {},
   ...extra,
 });
 
@@ -359,6 +359,20 @@ describe('SwarmBlobSource', () => {
     }
     assert.equal(downloadSignal()?.aborted, false, '20 s with no connection, but peers kept answering');
     // Nobody answers any more (the tracker hands out only dead addresses): no_peers after 5 s.
+    w.advance(4999);
+    assert.equal(downloadSignal()?.aborted, false);
+    w.advance(1);
+    await outcome;
+    assert.deepEqual(s.fallbacks, ['no_peers']);
+  });
+
+  test('before the first announce came back, no connection is not "no peers"; after it, silence → no_peers', async () => {
+    const { s, w, outcome, downloadSignal } = await watchedDownload();
+    // A tracker busy with a whole rollout starting: the first announce takes 12 s to come back.
+    s.engine.torrents.set(digest.value, stats(digest.value, 0, 'download', { connected: 0, announcesSettled: 0 }));
+    for (let t = 0; t < 3; t++) w.advance(4000);
+    assert.equal(downloadSignal()?.aborted, false, '12 s without an announce answer: still waiting');
+    s.engine.torrents.set(digest.value, stats(digest.value, 0, 'download', { connected: 0, announcesSettled: 1 }));
     w.advance(4999);
     assert.equal(downloadSignal()?.aborted, false);
     w.advance(1);

@@ -23,9 +23,15 @@ export class Announcer {
   readonly #o: AnnouncerOptions;
   #inFlight = false;
   #pending: AnnounceReason | undefined;
+  #settled = 0;
 
   constructor(options: AnnouncerOptions) {
     this.#o = options;
+  }
+
+  /** Announces that came back, answered or failed (a timeout included). */
+  get settled(): number {
+    return this.#settled;
   }
 
   request(reason: AnnounceReason): void {
@@ -46,6 +52,7 @@ export class Announcer {
         },
       )
       .finally(() => {
+        this.#settled++;
         this.#inFlight = false;
         const next = this.#pending;
         this.#pending = undefined;

@@ -32,6 +32,12 @@ export interface TorrentStats {
    * no-peer watchdog's sign that the swarm is there, only busy.
    */
   readonly peerAnswers: number;
+  /**
+   * Announces of this torrent that came back from the tracker, answered or failed. Until the first one, nobody can
+   * have been dialled: the no-peer watchdog does not count that time (an in-process tracker busy with 500 starting
+   * agents answered some first announces after more than 5 s; those nodes left for the origin).
+   */
+  readonly announcesSettled: number;
   /** The scheduler's smoothed request → arrival time of pieces (ms); undefined before the first piece. */
   readonly pieceLatencyMs?: number | undefined;
   readonly bytesUp: number;

@@ -150,7 +150,7 @@ export class Torrent {
     return {
       digest: this.digest, role: this.role, pieceCount: this.meta.pieceHashes.length, have: s.have, complete: s.complete,
       connected: this.#links.conns.size, usefulPeers: this.#usefulPeers(), inFlight: s.requestsInFlight + s.verifying,
-      havesReceived: this.#havesReceived, peerAnswers: this.#peerAnswers, pieceLatencyMs: s.pieceLatencyMs, ...t,
+      havesReceived: this.#havesReceived, peerAnswers: this.#peerAnswers, announcesSettled: this.#announcer.settled, pieceLatencyMs: s.pieceLatencyMs, ...t,
     };
   }
 
