@@ -16,11 +16,12 @@ export interface SimOptions {
   /** One-way latency of every message, ms. */
   readonly latencyMs: number;
   /**
-   * How piece bytes share links. 'fair': max-min fair fluid flows (a NIC with TCP flows). 'limiter': what the
-   * product's bandwidth limiter does (agent upload/download limits, as in the rollout emulation): each node's upload
-   * limiter lets whole piece frames out one at a time (FIFO at the uplink rate; the send completes when the frame is
-   * handed to the socket), the frames wait in socket buffers, and the receiver's download limiter reads every socket
-   * at once (the downlink shared fairly among the connections with buffered frames, each connection's in order).
+   * How messages share links. 'fair': piece bytes are max-min fair fluid flows (a NIC with TCP flows); other messages
+   * take one latency. 'limiter': what the product's bandwidth limiter (LimitedTransport) does, as in the rollout
+   * emulation: every message, piece or not, is a frame; each node's upload limiter lets frames out one at a time
+   * (FIFO at the uplink rate; the send completes when the frame is handed to the socket), the frames wait in socket
+   * buffers, and each node's download limiter reads whole frames first come first served over its connections (each
+   * connection's in order). A request thus waits behind the pieces its sender uploads and its receiver reads.
    */
   readonly linkModel: 'fair' | 'limiter';
   /** Fixed piece length in bytes for every layer (as `bench rollout --piece-kib`); undefined: the product's policy. */
@@ -104,9 +105,9 @@ Options:
   --piece-kib N           fixed piece length for every layer, KiB (power of two; default: the product's piece policy)
   --latency-ms X          one-way message latency (default 0.5)
   --link-model M          fair (default: max-min fair flows, as TCP over a NIC) or limiter (the product's
-                          bandwidth limiter as in the rollout emulation: FIFO piece frames at each uplink, buffered,
-                          read in order per connection, the downlink shared fairly among connections; use it to
-                          compare with bench rollout)
+                          bandwidth limiter as in the rollout emulation: every message a frame, FIFO at each uplink,
+                          buffered, read FIFO at each downlink, in order per connection; use it to compare with
+                          bench rollout)
   --connect-ms X          TCP connect before the handshake (default 2 × latency)
   --stagger-ms X          node start times spread uniformly over [0, X] (default 0)
   --seed N                RNG seed (default 1)

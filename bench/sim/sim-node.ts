@@ -10,8 +10,12 @@
  *   sendPiece → a fluid flow of the piece's bytes on the uploader's uplink and the receiver's downlink; when the last
  *     byte has left: uploadDone (uploader); one latency later: pieceReceived, then pieceVerified or, from a corrupt
  *     node, pieceFailed (receiver). A sendPiece on a connection already gone is answered with uploadDone at once.
- *     Link model 'limiter' (#uploadFrame): the frame leaves at full uplink rate after the uploader's earlier frames
- *     (uploadDone then), and is read from the receiver's socket buffer behind the connection's earlier frames.
+ *     Link model 'limiter' (#frame, the product's LimitedTransport): every message of a connection, piece or not, is
+ *     a frame that leaves at full uplink rate after the sender's earlier frames (for a piece, uploadDone then), waits
+ *     in the receiver's socket buffer behind the connection's earlier frames, and is read through the receiver's
+ *     download limiter: whole frames, first come first served over all its connections (SimHost.downFreeAt). So a
+ *     request waits behind the pieces its sender is uploading and behind those its receiver is reading, as in the
+ *     rollout emulation. Handshakes and tracker messages are not limited.
  *   connect → TCP connect (connectMs) + our handshake (one latency) → the target admits it (peerConnected with our
  *     bitfield as of the dial, like makeHandshake) → its handshake back (one latency) → peerConnected here with its
  *     bitfield. A dial to a node that is gone, or to a peer we already have a connection with, fails (peerClosed,
@@ -28,8 +32,9 @@ import type { SchedulerConfig } from '../../agent/swarm/scheduler/config.ts';
 import { Scheduler } from '../../agent/swarm/scheduler/scheduler.ts';
 import { seededRng, type Clock, type SchedulerCommand, type SchedulerEvent } from '../../agent/swarm/scheduler/types.ts';
 import { pieceRange } from '../../shared/swarm/metainfo.ts';
+import { encodeMessage } from '../../shared/wire/codec.ts';
 import type { EventQueue } from './event-queue.ts';
-import { netNode, type Flow, type NetNode, type Network } from './network.ts';
+import type { Flow, NetNode, Network } from './network.ts';
 import type { SimTracker } from './sim-tracker.ts';
 
 export interface LayerShape {
@@ -49,8 +54,8 @@ export interface World {
   readonly latencyMs: number;
   readonly connectMs: number;
   /**
-   * SimOptions.linkModel: 'limiter' sends piece frames FIFO per uplink (SimHost.upFreeAt) and reads them in order per
-   * connection, the downlink shared among connections (Link.toA / toB).
+   * SimOptions.linkModel: 'limiter' sends every message as a frame FIFO per uplink (SimHost.upFreeAt), buffers it per
+   * connection (Link.toA / toB) and reads it FIFO per downlink (SimHost.downFreeAt).
    */
   readonly linkModel: 'fair' | 'limiter';
   /** Live peers of each layer by peer id. */
@@ -81,7 +86,7 @@ export interface Link {
   readonly flows: Set<Flow>;
   /**
    * Link model 'limiter': frames buffered for a / for b, in order. TCP delivers a connection's bytes in order, so only
-   * the first one is being read (a flow on the receiver's downlink); the next starts when it is done.
+   * the first one is being read (through the receiver's download limiter); the next is read after it.
    */
   readonly toA: BufferedFrame[];
   readonly toB: BufferedFrame[];
@@ -89,8 +94,17 @@ export interface Link {
 
 interface BufferedFrame {
   readonly bytes: number;
+  /** A piece's frame: its sender and payload bytes (accounted pro rata when the connection closes mid-read). */
+  readonly piece: { readonly from: SimHost; readonly payload: number } | undefined;
   readonly done: () => void;
+  /** While being read: when the download limiter started and will finish it (ms). */
+  readFrom?: number;
+  readEnd?: number;
 }
+
+/** Wire bytes of a control message (request, cancel, have) and of a piece frame's header, as the codec encodes them. */
+const CONTROL_FRAME_BYTES = encodeMessage({ kind: 'request', piece: 1000 }).byteLength;
+const PIECE_HEADER_BYTES = encodeMessage({ kind: 'piece', piece: 1000, length: 1 << 20 }).byteLength;
 
 export type HostKind = 'seeder' | 'node';
 
@@ -116,8 +130,8 @@ export class SimHost {
   firstByteAt: number | undefined;
   /** Link model 'limiter': when this host's upload limiter is next free (ms). */
   upFreeAt = 0;
-  /** Link model 'limiter': where this host's sent frames wait to be read (never the bottleneck: 1 TB/s). */
-  readonly socketBuffer: NetNode = netNode(1e12, 0);
+  /** Link model 'limiter': when this host's download limiter is next free (ms). */
+  downFreeAt = 0;
 
   constructor(init: { index: number; kind: HostKind; net: NetNode; corrupt: boolean; slow: boolean; startAt: number; layers: number }) {
     this.index = init.index;
@@ -234,10 +248,17 @@ export class SwarmPeer {
 
   // --- messages ----------------------------------------------------------------------------------------------
 
-  /** Deliver to the other end one latency from now, if it still holds this connection then. */
+  /**
+   * Deliver to the other end one latency from now, if it still holds this connection then; with the 'limiter' link
+   * model, as a control frame through both ends' limiters (#frame).
+   */
   #send(link: Link, remote: string, deliver: (to: SwarmPeer) => void): void {
     const to = link.a === this ? link.b : link.a;
     const world = this.#world;
+    if (world.linkModel === 'limiter') {
+      this.#frame(link, to, CONTROL_FRAME_BYTES, undefined, undefined, () => deliver(to));
+      return;
+    }
     world.queue.at(world.clock.now() + world.latencyMs, () => {
       if (to.links.get(this.id) === link) deliver(to);
     });
@@ -248,6 +269,10 @@ export class SwarmPeer {
   #deliver(link: Link, event: SchedulerEvent): void {
     const to = link.a === this ? link.b : link.a;
     const world = this.#world;
+    if (world.linkModel === 'limiter') {
+      this.#frame(link, to, CONTROL_FRAME_BYTES, undefined, undefined, () => to.handle(event));
+      return;
+    }
     world.queue.at(world.clock.now() + world.latencyMs, () => {
       if (to.links.get(this.id) === link) to.handle(event);
     });
@@ -272,7 +297,10 @@ export class SwarmPeer {
     const to = link.a === this ? link.b : link.a;
     const bytes = pieceRange(this.layer, piece).length;
     if (world.linkModel === 'limiter') {
-      this.#uploadFrame(link, to, remote, piece, bytes);
+      this.#frame(link, to, PIECE_HEADER_BYTES + bytes, { from: this.host, payload: bytes }, () => this.handle({ type: 'uploadDone', peerId: remote, piece }), () => {
+        this.#account(to, bytes);
+        this.#arrived(link, to, piece);
+      });
       return;
     }
     const flow = world.net.start(world.clock.now(), this.host.net, to.host.net, bytes, () => {
@@ -285,46 +313,58 @@ export class SwarmPeer {
   }
 
   /**
-   * Link model 'limiter' (the product's bandwidth limiter): the frame leaves when our upload limiter is free and
-   * takes bytes/up; then the upload is done for us (the frame is in the socket). One latency later it is in the
-   * receiver's socket buffer behind the connection's earlier frames (#readNext). A connection closed meanwhile loses
-   * it.
+   * Link model 'limiter' (the product's LimitedTransport): the frame leaves when our upload limiter is free and takes
+   * bytes/up; then `sent` runs (a piece's upload is done for us: the frame is in the socket). One latency later it is
+   * in the receiver's socket buffer behind the connection's earlier frames (#readNext). A connection closed
+   * meanwhile loses it.
    */
-  #uploadFrame(link: Link, to: SwarmPeer, remote: string, piece: number, bytes: number): void {
+  #frame(link: Link, to: SwarmPeer, bytes: number, piece: BufferedFrame['piece'], sent: (() => void) | undefined, done: () => void): void {
     const world = this.#world;
     const from = this.host;
-    const sent = Math.max(world.clock.now(), from.upFreeAt) + bytes / from.net.up;
-    from.upFreeAt = sent;
-    world.queue.at(sent, () => {
-      this.handle({ type: 'uploadDone', peerId: remote, piece });
-      if (!link.open) return;
-      world.queue.at(sent + world.latencyMs, () => {
-        if (to.links.get(this.id) !== link) return;
-        const queue = link.a === to ? link.toA : link.toB;
-        queue.push({ bytes, done: () => {
-          this.#account(to, bytes);
-          this.#arrived(link, to, piece);
-        } });
-        if (queue.length === 1) this.#readNext(link, to, queue);
-      });
+    const leaves = Math.max(world.clock.now(), from.upFreeAt) + bytes / from.net.up;
+    from.upFreeAt = leaves;
+    if (sent !== undefined) world.queue.at(leaves, sent);
+    world.queue.at(leaves + world.latencyMs, () => {
+      if (!link.open || to.links.get(this.id) !== link) return;
+      const queue = link.a === to ? link.toA : link.toB;
+      queue.push({ bytes, piece, done });
+      if (queue.length === 1) this.#readNext(link, to, queue);
     });
   }
 
   /**
-   * Read the first buffered frame of this connection: the downlink is shared fairly among the connections with
-   * buffered bytes (the download limiter serves every socket), a connection's frames one after the other.
+   * Read the first buffered frame of this connection through the receiver's download limiter: whole frames, first
+   * come first served over all its connections (each has at most one frame waiting there, like LimitedConnection).
    */
   #readNext(link: Link, to: SwarmPeer, queue: BufferedFrame[]): void {
     const frame = queue[0];
     if (frame === undefined || !link.open) return;
     const world = this.#world;
-    const flow = world.net.start(world.clock.now(), this.host.socketBuffer, to.host.net, frame.bytes, () => {
-      link.flows.delete(flow);
+    const host = to.host;
+    frame.readFrom = Math.max(world.clock.now(), host.downFreeAt);
+    frame.readEnd = frame.readFrom + frame.bytes / host.net.down;
+    host.downFreeAt = frame.readEnd;
+    world.queue.at(frame.readEnd, () => {
+      if (!link.open || queue[0] !== frame) return;
       queue.shift();
       if (to.links.get(this.id) === link) frame.done();
       this.#readNext(link, to, queue);
     });
-    link.flows.add(flow);
+  }
+
+  /** A connection closed while `to` read a piece frame from it: the bytes read so far count; its unread time is freed. */
+  #abortRead(to: SwarmPeer, queue: BufferedFrame[], now: number): void {
+    const frame = queue[0];
+    queue.length = 0;
+    if (frame?.readFrom === undefined || frame.readEnd === undefined) return;
+    if (to.host.downFreeAt === frame.readEnd) to.host.downFreeAt = Math.max(now, frame.readFrom);
+    if (frame.piece === undefined || frame.readFrom >= now) return;
+    const moved = (frame.piece.payload * (now - frame.readFrom)) / (frame.readEnd - frame.readFrom);
+    this.#world.counters.abortedFlowBytes += moved;
+    const { from } = frame.piece;
+    from.bytesUp += moved;
+    to.host.bytesDown += moved;
+    if (from.kind === 'seeder') to.host.bytesFromSeeder += moved;
   }
 
   /** The piece's last byte reached `to`: hand it to its scheduler (verified, or failed from a corrupt node). */
@@ -359,12 +399,12 @@ export class SwarmPeer {
     for (const flow of link.flows) {
       const moved = world.net.abort(now, flow);
       world.counters.abortedFlowBytes += moved;
-      const uploader = flow.src === link.a.host.net || flow.src === link.a.host.socketBuffer ? link.a : link.b;
+      const uploader = flow.src === link.a.host.net ? link.a : link.b;
       this.#accountPartial(uploader, uploader === link.a ? link.b : link.a, moved);
     }
     link.flows.clear();
-    link.toA.length = 0;
-    link.toB.length = 0;
+    this.#abortRead(link.a, link.toA, now);
+    this.#abortRead(link.b, link.toB, now);
     const other = link.a === this ? link.b : link.a;
     world.queue.at(now + world.latencyMs, () => {
       if (other.links.get(this.id) !== link) return;

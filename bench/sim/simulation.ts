@@ -160,14 +160,15 @@ export function simulate(o: SimOptions, onProgress?: (p: SimProgress) => void): 
     for (const host of hosts) {
       if (!host.online || host.completeAt !== undefined) continue;
       const { net: link } = host;
-      let down = 0;
-      for (const f of link.inFlows) down += f.rate;
-      // Link model 'limiter': the uplink sends one frame at a time at full rate (busy until upFreeAt).
-      const up = o.linkModel === 'limiter' ? (host.upFreeAt > now ? link.up : 0) : link.outFlows.reduce((a, f) => a + f.rate, 0);
+      // Link model 'limiter': each limiter moves one frame at a time at full rate (busy until upFreeAt / downFreeAt).
+      const limiter = o.linkModel === 'limiter';
+      const down = limiter ? (host.downFreeAt > now ? link.down : 0) : link.inFlows.reduce((a, f) => a + f.rate, 0);
+      const up = limiter ? (host.upFreeAt > now ? link.up : 0) : link.outFlows.reduce((a, f) => a + f.rate, 0);
+      const inFlows = limiter ? (host.downFreeAt > now ? 1 : 0) : link.inFlows.length;
       use.downUse += down / link.down;
       use.upUse += up / link.up;
-      if (link.inFlows.length === 0) use.idleDown++;
-      use.inFlows += link.inFlows.length;
+      if (inFlows === 0) use.idleDown++;
+      use.inFlows += inFlows;
       for (const peer of host.peers) {
         const st = peer.scheduler.stats();
         use.inflight += st.requestsInFlight;
@@ -175,7 +176,7 @@ export function simulate(o: SimOptions, onProgress?: (p: SimProgress) => void): 
         use.active += st.uploadsActive;
         use.connected += st.connected;
       }
-      use.outFlows += o.linkModel === 'limiter' ? host.socketBuffer.outFlows.length : link.outFlows.length;
+      use.outFlows += limiter ? (host.upFreeAt > now ? 1 : 0) : link.outFlows.length;
       n++;
     }
     use.samples += n;

@@ -6,7 +6,11 @@ import { EventQueue, IndexedHeap } from '../../bench/sim/event-queue.ts';
 import { Network, netNode } from '../../bench/sim/network.ts';
 import { DEFAULT_SIM_OPTIONS, parseSimArgs, scaleLayers, type SimOptions } from '../../bench/sim/options.ts';
 import { buildResults } from '../../bench/sim/results.ts';
-import { simulate } from '../../bench/sim/simulation.ts';
+import { SimHost, SwarmPeer, type World } from '../../bench/sim/sim-node.ts';
+import { SimTracker } from '../../bench/sim/sim-tracker.ts';
+import { layerShapes, simulate } from '../../bench/sim/simulation.ts';
+import { schedulerConfig } from '../../agent/swarm/scheduler/config.ts';
+import { DEFAULT_PIECE_POLICY } from '../../shared/swarm/metainfo.ts';
 
 const MiB = 2 ** 20;
 const ctx = { command: 'test', startedAt: new Date(0), machine: {} };
@@ -186,5 +190,56 @@ describe('bench/sim options', () => {
       const b = byId.get(seen[i] as number) as number;
       if (a === b) assert.ok((seen[i - 1] as number) < (seen[i] as number), 'FIFO among equal times');
     }
+  });
+});
+
+describe('bench/sim link model limiter: every message is a frame through both limiters', () => {
+  /** One seeder and one node on a bare World; `busyUntilMs` pre-books the node's upload limiter. Returns when the node completed the layer (ms). */
+  function run(linkModel: 'fair' | 'limiter', busyUntilMs: number): number {
+    let now = 0;
+    const queue = new EventQueue();
+    const tracker = new SimTracker({ now: () => now, rng: () => 0.5, handoutSize: 10, peerTtlMs: 30_000, maxPeersPerSwarm: 100 });
+    const [layer] = layerShapes([4 * 32 * 1024], { ...DEFAULT_PIECE_POLICY, minPieceLength: 32 * 1024, maxPieceLength: 32 * 1024 });
+    assert.ok(layer);
+    let doneAt: number | undefined;
+    const world: World = {
+      clock: { now: () => now }, queue, net: new Network(), tracker, latencyMs: 1, connectMs: 2, linkModel,
+      peers: [new Map()], links: [new Map()], counters: { schedulerEvents: 0, commands: 0, closes: {}, badPieces: 0, abortedFlowBytes: 0 },
+      layerComplete(peer) {
+        if (peer.host.kind === 'node') doneAt ??= now;
+      },
+    };
+    const config = schedulerConfig();
+    const seederHost = new SimHost({ index: 0, kind: 'seeder', net: netNode(1e9, 1e9), corrupt: false, slow: false, startAt: 0, layers: 1 });
+    const nodeHost = new SimHost({ index: 1, kind: 'node', net: netNode(32 * 1024, 32 * 1024), corrupt: false, slow: false, startAt: 0, layers: 1 });
+    nodeHost.upFreeAt = busyUntilMs; // as if it had this long of piece frames queued for other peers
+    for (const host of [seederHost, nodeHost]) {
+      host.online = true;
+      const peer = new SwarmPeer(world, host, layer, config, host.index + 1);
+      world.peers[0]?.set(peer.id, peer);
+      const tick = (): void => {
+        peer.handle({ type: 'tick' });
+        if (doneAt === undefined) queue.at(now + 250, tick);
+      };
+      queue.at(host.index, tick); // the seeder announces first
+    }
+    const net = world.net;
+    while (doneAt === undefined && now < 120_000) {
+      const tF = net.peekTime();
+      const tE = queue.peekTime();
+      now = Math.min(tF, tE);
+      if (tF <= tE) net.completeNext();
+      else queue.popRun()();
+    }
+    assert.ok(doneAt !== undefined, 'the node completed');
+    return doneAt;
+  }
+
+  it("a node's requests wait behind the frames already in its upload limiter (not in the fair model)", () => {
+    const idle = run('limiter', 0);
+    assert.ok(idle >= 4000 && idle < 5000, `4 pieces at 1 piece/s: ${idle} ms`);
+    const busy = run('limiter', 10_000);
+    assert.ok(busy >= 10_000 + 4000, `no request leaves before 10 s, then 4 pieces: ${busy} ms`);
+    assert.ok(run('fair', 10_000) < 5000, 'the fair model does not limit messages');
   });
 });
