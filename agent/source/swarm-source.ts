@@ -14,7 +14,7 @@
  *      has the blob; at the start of a large rollout neighbours that hold nothing yet but are receiving pieces keep the
  *      download in the swarm, and before the first piece came only "no connection at all, and no peer answering our
  *      dials, not even to refuse them for capacity" counts), or when peers are there but no new piece was verified for
- *      stallTimeoutMs (reason stalled; also when stallTimeoutMs ≤ noPeerTimeoutMs and no peer came); any other failure
+ *      stallTimeoutMs (at least 8 piece latencies; reason stalled; also when stallTimeoutMs ≤ noPeerTimeoutMs and no peer came); any other failure
  *      is reason swarm_error. All → origin; with `originRange` the verified pieces are kept and only the missing ones
  *      are fetched, with one Range request per run of missing pieces (origin-repair.ts; each piece hashed before it is
  *      written, then the whole file); an origin that ignores Range (200), nothing kept, or a failed repair → the whole
@@ -56,6 +56,11 @@ export const SWARM_FALLBACK_REASONS: readonly SwarmFallbackReason[] = ['tracker_
 
 /** The no-peer watchdog waits at least this many piece latencies (TorrentStats.pieceLatencyMs) before it gives up. */
 const NO_PEER_LATENCIES = 20;
+/**
+ * The stall watchdog waits at least this many piece latencies for a new verified piece: the scheduler itself cancels a
+ * request after 4 latencies and asks another peer, whose answer takes about one more; 8 leaves room for that.
+ */
+const STALL_LATENCIES = 8;
 
 /** Starts a periodic callback; returns the function that stops it (default: setInterval/clearInterval). */
 export type WatchdogTimer = (tick: () => void, periodMs: number) => () => void;
@@ -368,13 +373,17 @@ export class SwarmBlobSource implements BlobSource {
       // fed downloads left for the origin in the first 30 s with a fixed 5 s).
       const noPeerWindow = Math.max(noPeerTimeoutMs, NO_PEER_LATENCIES * (stats?.pieceLatencyMs ?? 0));
       const noPeers = now - usable >= noPeerWindow && (fed || (stats?.connected ?? 0) === 0);
-      if (!noPeers && now - changed < stallTimeoutMs) return;
-      seen = { windowMs: Math.round(noPeerWindow), fed, connected: stats?.connected, usefulPeers: stats?.usefulPeers, inFlight: stats?.inFlight, havesReceived: stats?.havesReceived, peerAnswers: stats?.peerAnswers, rejected: stats?.rejected, msSinceUsable: now - usable, msSinceNewPiece: now - changed };
+      // Never less than STALL_LATENCIES piece latencies: with a full download limiter a piece can take half a minute
+      // to arrive (N = 50 emulation at 32 KiB/s: a node 122 of 129 pieces in, 9 useful peers, 7 requests in flight,
+      // piece latency 36 s, left for the origin after 30 s without a new piece).
+      const stallWindow = Math.max(stallTimeoutMs, STALL_LATENCIES * (stats?.pieceLatencyMs ?? 0));
+      if (!noPeers && now - changed < stallWindow) return;
+      seen = { windowMs: Math.round(noPeerWindow), stallWindowMs: Math.round(stallWindow), fed, connected: stats?.connected, usefulPeers: stats?.usefulPeers, inFlight: stats?.inFlight, havesReceived: stats?.havesReceived, peerAnswers: stats?.peerAnswers, rejected: stats?.rejected, msSinceUsable: now - usable, msSinceNewPiece: now - changed };
       if (noPeers) {
         stallReason = 'no_peers';
         stall.abort(new LayerswarmError('ABORTED', `no connected peer held a missing piece for ${Math.round(noPeerWindow)} ms`));
       } else {
-        stall.abort(new LayerswarmError('ABORTED', `no new verified piece for ${stallTimeoutMs} ms`));
+        stall.abort(new LayerswarmError('ABORTED', `no new verified piece for ${Math.round(stallWindow)} ms`));
       }
     }, Math.max(10, Math.min(1000, Math.floor(Math.min(stallTimeoutMs, noPeerTimeoutMs) / 4))));
     try {

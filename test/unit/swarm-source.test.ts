@@ -322,6 +322,17 @@ describe('SwarmBlobSource', () => {
     assert.deepEqual(s.fallbacks, ['no_peers']);
   });
 
+  test('slow pieces: the stall window is at least 8 piece latencies (10 s pieces → 80 s, not 30 s)', async () => {
+    const { s, w, outcome, downloadSignal } = await watchedDownload();
+    s.engine.torrents.set(digest.value, stats(digest.value, 3, 'download', { connected: 9, usefulPeers: 9, inFlight: 7, pieceLatencyMs: 10_000 }));
+    w.advance(1000); // the first tick sees the pieces: the stall clock starts here
+    w.advance(79_999);
+    assert.equal(downloadSignal()?.aborted, false, 'requests in flight on a full link, no new piece for 80 s - 1 ms: still in the swarm');
+    w.advance(1);
+    await outcome;
+    assert.deepEqual(s.fallbacks, ['stalled']);
+  });
+
   test('neighbours that hold nothing for us but keep announcing new pieces (Have) keep the download in the swarm', async () => {
     const { s, w, outcome, downloadSignal } = await watchedDownload();
     // A big rollout's start: connected neighbours hold nothing we lack yet, but they are receiving pieces.
