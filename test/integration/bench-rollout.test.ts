@@ -2,7 +2,8 @@
 // six real agents in host processes pull a small 2-layer image, first through the swarm, then as plain mirrors
 // (baseline full). Asserts every node completed with verified digests, the results are consistent
 // (checkConsistency), origin egress was counted (swarm ≈ 1× image: the seeder's preheat; baseline ≈ N×), the
-// ratios are computed from the recorded times, and no host process or port is left behind.
+// ratios are computed from the recorded times, and no host process or port is left behind. At N = 8 the stress
+// options at once: staggered starts, 2 agents closed mid-run, 2 at half speed, 1 serving corrupt pieces.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
@@ -109,4 +110,43 @@ test('bench rollout: fair-share projection of a capped baseline', async () => {
   const [slow, fast] = fairShareFinish([10, 40], [2, Infinity], 10);
   assert.equal(slow, 5);
   assert.equal(fast, 5);
+});
+
+test('bench rollout: stress options (stagger, churn, slow and corrupt agents) at N = 8, reported with the same metrics', { timeout: 120_000 }, async () => {
+  const out = await makeTempDir('bench-rollout-stress');
+  try {
+    const options = parseRolloutOptions([
+      '--nodes', '8', '--hosts', '2', '--layers', '4.5,4.5', '--piece-kib', '64', '--node-kibps', '2048', '--seed-mibps', '8', '--baseline', 'off',
+      '--stagger-ms', '1000', '--churn-fraction', '0.25', '--churn-at-s', '2', '--slow-fraction', '0.25', '--slow-factor', '2', '--corrupt-fraction', '0.125',
+      '--out', out, '--progress-ms', '60000',
+    ], false);
+    assert.ok(options);
+    const { results } = await runRolloutBench(options, 'test', () => undefined);
+    const { roles, nodeIndexes } = results.emulation;
+    assert.equal(roles.slow.length, 2);
+    assert.equal(roles.corrupt.length, 1);
+    assert.equal(roles.churned.length, 2);
+    const churned = roles.churned.map((c) => c.index);
+    assert.equal(new Set([...roles.slow, ...roles.corrupt, ...churned]).size, 5, 'roles are disjoint');
+    assert.ok(roles.churned.every((c) => c.seconds >= 2), 'churned at --churn-at-s');
+
+    // Churned agents leave the statistics; every other node (slow and corrupt ones included) completed its verified pull.
+    assert.equal(results.nodes, 6);
+    assert.equal(results.completed, 6, `failed: ${JSON.stringify(results.emulation.failed)}`);
+    assert.deepEqual(results.emulation.failed, []);
+    assert.ok(churned.every((i) => !nodeIndexes.includes(i)));
+    assert.deepEqual(checkConsistency(results), []);
+    assert.ok(Math.abs(results.boundSeconds - fluidBound(results.imageBytes, 6, results.seederLinkBytesPerSec, results.nodeLinkBytesPerSec)) < 1e-3);
+
+    // Slow agents got B / 2: the image cannot have reached them faster than that.
+    for (const index of roles.slow) {
+      const seconds = results.nodeSeconds[nodeIndexes.indexOf(index)];
+      assert.ok(seconds !== null && seconds !== undefined && seconds >= results.imageBytes / (results.nodeLinkBytesPerSec / 2), `slow node ${index}: ${seconds} s`);
+    }
+    // The corrupt agent's pieces failed verification at their receivers, which banned it; every pull still verified.
+    assert.ok(results.emulation.badPieces >= 1, 'the corrupt agent was asked for pieces');
+    assert.ok(results.emulation.peersBanned >= 1);
+  } finally {
+    await removeTempDir(out);
+  }
 });
