@@ -12,11 +12,11 @@ import { startTracker, type RunningTracker } from '../../tracker/tracker.ts';
 import { startTestAgent, type TestAgent } from '../fixtures/agent.ts';
 import { rawRequest } from '../fixtures/http.ts';
 import { buildImage, pushImage, type PushedImage } from '../fixtures/images.ts';
-import { freePort, retryOnPortClash } from '../fixtures/ports.ts';
-import { startProcess, type ProcessHandle } from '../fixtures/process.ts';
+import { freePort } from '../fixtures/ports.ts';
+import { startSeederProcess, type ClusterProcess } from '../fixtures/cluster.ts';
 import { startRegistry, type Registry } from '../fixtures/registry.ts';
 import { makeTempDir, removeTempDir } from '../fixtures/tmp.ts';
-import { CLI as cli, runCli } from '../fixtures/cli.ts';
+import { runCli } from '../fixtures/cli.ts';
 
 const MiB = 2 ** 20;
 const TOKEN = 'preheat-secret';
@@ -25,7 +25,7 @@ describe('layerswarm preheat (CLI) against a live seeder and tracker', () => {
   let work: string;
   let tracker: RunningTracker;
   let registry: Registry;
-  let seeder: ProcessHandle;
+  let seeder: ClusterProcess;
   let seederUrl: string;
   let pushed: PushedImage;
   let agent: TestAgent | undefined;
@@ -34,23 +34,8 @@ describe('layerswarm preheat (CLI) against a live seeder and tracker', () => {
     work = await makeTempDir('preheat-cli');
     tracker = await startTracker({ ...DEFAULT_TRACKER_CONFIG, listen: { host: '127.0.0.1', port: 0 }, logLevel: 'silent' }, { logger: silentLogger() });
     registry = await startRegistry({ auth: 'none' });
-    // Fresh ports if one was taken before the seeder listened.
-    seeder = await retryOnPortClash(async () => {
-      const port = await freePort();
-      seederUrl = `http://127.0.0.1:${port}`;
-      return startProcess(process.execPath, [
-        cli, 'seeder', '--origin', registry.url, '--tracker', tracker.url, '--listen', `127.0.0.1:${port}`,
-        '--peer-listen', `127.0.0.1:${await freePort()}`, '--data-dir', `${work}/seeder`, '--log-level', 'warn', '--preheat-token', TOKEN,
-      ], {
-        name: 'seeder',
-        env: { LAYERSWARM_HEARTBEAT_INTERVAL: '1s' },
-        readyTimeoutMs: 30_000,
-        ready: async (signal) => {
-          const res = await fetch(`${seederUrl}/readyz`, { signal });
-          return res.ok && ((await res.json()) as { tracker?: string }).tracker === 'registered';
-        },
-      });
-    });
+    seeder = await startSeederProcess({ origin: registry.url, tracker: tracker.url, dataDir: `${work}/seeder`, logLevel: 'warn', args: ['--preheat-token', TOKEN] });
+    seederUrl = seeder.url;
     const image = await buildImage(`${work}/layout`, { tag: '1', seed: 'preheat-cli', layers: [{ size: 5 * MiB }, { size: 9 * MiB }, { size: 1000 }] });
     pushed = await pushImage(image, `${registry.host}/test/app:1`);
   });

@@ -7,12 +7,12 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startAgentProcess, startSeederProcess, startTrackerProcess, type ClusterProcess } from '../fixtures/cluster.ts';
+import { startAgentProcess, startSeederBesideRegistry, startTrackerProcess, type ClusterProcess } from '../fixtures/cluster.ts';
 import { skopeoCopyToDir } from '../fixtures/clients/skopeo.ts';
 import { buildImage, pushImage, type PushedImage } from '../fixtures/images.ts';
 import { freePort, retryOnPortClash } from '../fixtures/ports.ts';
 import { run, startProcess, waitFor, type ProcessHandle } from '../fixtures/process.ts';
-import { startRegistry, type Registry } from '../fixtures/registry.ts';
+import type { Registry } from '../fixtures/registry.ts';
 import { makeTempDir, removeTempDir } from '../fixtures/tmp.ts';
 
 const MiB = 2 ** 20;
@@ -57,19 +57,7 @@ describe('Prometheus scrapes a live cluster during a swarm pull', () => {
   before(async () => {
     work = await makeTempDir('prometheus');
     tracker = await startTrackerProcess();
-    // The registry notifies the seeder's port, picked first: fresh ports and a new registry if one was taken meanwhile.
-    seeder = await retryOnPortClash(async () => {
-      const [seederPort, peerPort] = [await freePort(), await freePort()];
-      registry = await startRegistry({ auth: 'none', notificationsUrl: `http://127.0.0.1:${seederPort}/v1/notifications` });
-      try {
-        return await startSeederProcess({
-          origin: registry.url, tracker: tracker.url, dataDir: join(work, 'seeder'), seederId: 'prom-seeder', port: seederPort, peerPort, logLevel: 'warn',
-        });
-      } catch (err) {
-        await registry.stop();
-        throw err;
-      }
-    });
+    ({ seeder, registry } = await startSeederBesideRegistry({ tracker: tracker.url, dataDir: join(work, 'seeder'), seederId: 'prom-seeder', logLevel: 'warn' }));
     agents = await Promise.all([0, 1].map((i) => startAgentProcess({ name: `agent${i}`, origin: registry.url, tracker: tracker.url, dir: join(work, 'agents'), logLevel: 'warn' })));
 
     const job = (name: string, hosts: string[]): object => ({ job_name: name, static_configs: [{ targets: hosts }] });

@@ -13,10 +13,10 @@ import { pieceLengthFor, type Metainfo } from '../../shared/swarm/metainfo.ts';
 import { TrackerClient } from '../../tracker/client.ts';
 import { DEFAULT_TRACKER_CONFIG } from '../../tracker/config.ts';
 import { startTracker, type RunningTracker } from '../../tracker/tracker.ts';
+import { startSeederBesideRegistry, type ClusterProcess } from '../fixtures/cluster.ts';
 import { buildImage, pushImage, type BuiltImage } from '../fixtures/images.ts';
-import { freePort, retryOnPortClash } from '../fixtures/ports.ts';
-import { startProcess, waitFor, type ProcessHandle } from '../fixtures/process.ts';
-import { startRegistry, type Registry } from '../fixtures/registry.ts';
+import { waitFor } from '../fixtures/process.ts';
+import type { Registry } from '../fixtures/registry.ts';
 import { makeTempDir, removeTempDir } from '../fixtures/tmp.ts';
 
 const cli = fileURLToPath(new URL('../../bin/layerswarm.mjs', import.meta.url));
@@ -36,7 +36,7 @@ function checkPieces(meta: Metainfo, bytes: Buffer): void {
 describe('layerswarm seeder (CLI): preheat from push notifications, metainfo on demand', () => {
   let tracker: RunningTracker;
   let registry: Registry;
-  let seeder: ProcessHandle;
+  let seeder: ClusterProcess;
   let seederUrl: string;
   let work: string;
   let image: BuiltImage;
@@ -44,30 +44,8 @@ describe('layerswarm seeder (CLI): preheat from push notifications, metainfo on 
   before(async () => {
     work = await makeTempDir('seeder-preheat');
     tracker = await startTracker({ ...DEFAULT_TRACKER_CONFIG, listen: { host: '127.0.0.1', port: 0 }, logLevel: 'silent' }, { logger: silentLogger() });
-    // The registry needs the seeder's URL at start, the seeder the registry's: pick the seeder's port first. It may be
-    // taken before the seeder listens: then start over with fresh ports (and a registry notifying the new one).
-    seeder = await retryOnPortClash(async () => {
-      const port = await freePort();
-      seederUrl = `http://127.0.0.1:${port}`;
-      registry = await startRegistry({ auth: 'none', notificationsUrl: `${seederUrl}/v1/notifications` });
-      try {
-        return await startProcess(process.execPath, [
-          cli, 'seeder', '--origin', registry.url, '--tracker', tracker.url, '--listen', `127.0.0.1:${port}`,
-          '--peer-listen', `127.0.0.1:${await freePort()}`, '--data-dir', `${work}/seeder`, '--log-level', 'warn',
-        ], {
-          name: 'seeder',
-          env: { LAYERSWARM_HEARTBEAT_INTERVAL: '1s' },
-          readyTimeoutMs: 30_000,
-          ready: async (signal) => {
-            const res = await fetch(`${seederUrl}/readyz`, { signal });
-            return res.ok && ((await res.json()) as { tracker?: string }).tracker === 'registered';
-          },
-        });
-      } catch (err) {
-        await registry.stop();
-        throw err;
-      }
-    });
+    ({ seeder, registry } = await startSeederBesideRegistry({ tracker: tracker.url, dataDir: `${work}/seeder`, logLevel: 'warn' }));
+    seederUrl = seeder.url;
     image = await buildImage(`${work}/layout`, { tag: '1', seed: 'seeder-preheat', layers: [{ size: 5 * MiB }, { size: 9 * MiB }, { size: 1000 }] });
   });
   after(async () => {
@@ -163,7 +141,7 @@ describe('layerswarm seeder (CLI): preheat from push notifications, metainfo on 
   });
 
   test('SIGTERM → clean exit 0', async () => {
-    process.kill(seeder.pid, 'SIGTERM');
-    assert.equal(await seeder.exited, 0);
+    process.kill(seeder.handle.pid, 'SIGTERM');
+    assert.equal(await seeder.handle.exited, 0);
   });
 });

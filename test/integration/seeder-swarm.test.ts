@@ -7,7 +7,6 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { loadSeederConfig, peerAdvertiseOf } from '../../agent/seeder/config.ts';
 import { startSeeder } from '../../agent/seeder/seeder.ts';
 import { createSwarmSeeding, seederPeerId } from '../../agent/seeder/swarm-seeding.ts';
@@ -19,13 +18,12 @@ import { TcpTransport } from '../../shared/wire/tcp-transport.ts';
 import { TrackerClient } from '../../tracker/client.ts';
 import { DEFAULT_TRACKER_CONFIG } from '../../tracker/config.ts';
 import { startTracker, type RunningTracker } from '../../tracker/tracker.ts';
+import { startSeederBesideRegistry, type ClusterProcess } from '../fixtures/cluster.ts';
 import { buildImage, pushImage, type BuiltImage } from '../fixtures/images.ts';
-import { freePort, retryOnPortClash } from '../fixtures/ports.ts';
-import { startProcess, waitFor, type ProcessHandle } from '../fixtures/process.ts';
-import { startRegistry, type Registry } from '../fixtures/registry.ts';
+import { waitFor } from '../fixtures/process.ts';
+import type { Registry } from '../fixtures/registry.ts';
 import { makeTempDir, removeTempDir } from '../fixtures/tmp.ts';
 
-const cli = fileURLToPath(new URL('../../bin/layerswarm.mjs', import.meta.url));
 const MiB = 2 ** 20;
 const SEEDER_ID = 'seeder-swarm-test';
 
@@ -33,7 +31,7 @@ describe('layerswarm seeder (CLI): piece seeding over the swarm engine', () => {
   let work: string;
   let tracker: RunningTracker;
   let registry: Registry;
-  let seeder: ProcessHandle;
+  let seeder: ClusterProcess;
   let peerPort: number;
   let image: BuiltImage;
   let client: TrackerClient;
@@ -53,31 +51,7 @@ describe('layerswarm seeder (CLI): piece seeding over the swarm engine', () => {
   before(async () => {
     work = await makeTempDir('seeder-swarm');
     tracker = await startTracker({ ...DEFAULT_TRACKER_CONFIG, listen: { host: '127.0.0.1', port: 0 }, logLevel: 'silent' }, { logger: silentLogger() });
-    // The registry notifies the seeder's port, picked first: if it (or the peer port) is taken before the seeder
-    // listens, start over with fresh ports and a new registry.
-    seeder = await retryOnPortClash(async () => {
-      const port = await freePort();
-      peerPort = await freePort();
-      const seederUrl = `http://127.0.0.1:${port}`;
-      registry = await startRegistry({ auth: 'none', notificationsUrl: `${seederUrl}/v1/notifications` });
-      try {
-        return await startProcess(process.execPath, [
-          cli, 'seeder', '--origin', registry.url, '--tracker', tracker.url, '--listen', `127.0.0.1:${port}`,
-          '--peer-listen', `127.0.0.1:${peerPort}`, '--seeder-id', SEEDER_ID, '--data-dir', `${work}/seeder`, '--log-level', 'warn',
-        ], {
-          name: 'seeder',
-          env: { LAYERSWARM_HEARTBEAT_INTERVAL: '1s' },
-          readyTimeoutMs: 30_000,
-          ready: async (signal) => {
-            const res = await fetch(`${seederUrl}/readyz`, { signal });
-            return res.ok && ((await res.json()) as { tracker?: string }).tracker === 'registered';
-          },
-        });
-      } catch (err) {
-        await registry.stop();
-        throw err;
-      }
-    });
+    ({ seeder, registry, peerPort } = await startSeederBesideRegistry({ tracker: tracker.url, dataDir: `${work}/seeder`, seederId: SEEDER_ID, logLevel: 'warn' }));
     image = await buildImage(`${work}/layout`, { tag: '1', seed: 'seeder-swarm', layers: [{ size: 10 * MiB }] });
     client = new TrackerClient({ url: tracker.url, timeoutMs: 5000 });
     downloader = await newDownloader('downloader');
@@ -114,8 +88,8 @@ describe('layerswarm seeder (CLI): piece seeding over the swarm engine', () => {
   });
 
   test('SIGTERM → clean exit 0 (the swarm engine closes)', async () => {
-    process.kill(seeder.pid, 'SIGTERM');
-    assert.equal(await seeder.exited, 0);
+    process.kill(seeder.handle.pid, 'SIGTERM');
+    assert.equal(await seeder.handle.exited, 0);
   });
 
   test('a restarted seeder seeds the blobs it holds, without the origin', async () => {

@@ -13,12 +13,11 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { seederPeerId } from '../../agent/seeder/swarm-seeding.ts';
 import { pieceLengthFor, pieceRange } from '../../shared/swarm/metainfo.ts';
-import { piecesSent, startAgentProcess, startSeederProcess, startTrackerProcess, enginePeerPrefix, type ClusterProcess, type LogLine } from '../fixtures/cluster.ts';
+import { piecesSent, startAgentProcess, startSeederBesideRegistry, startTrackerProcess, enginePeerPrefix, type ClusterProcess, type LogLine } from '../fixtures/cluster.ts';
 import { skopeoCopyToDir } from '../fixtures/clients/skopeo.ts';
 import { buildImage, pushImage, type PushedImage } from '../fixtures/images.ts';
-import { freePort, retryOnPortClash } from '../fixtures/ports.ts';
 import { waitFor } from '../fixtures/process.ts';
-import { startRegistry, type Registry } from '../fixtures/registry.ts';
+import type { Registry } from '../fixtures/registry.ts';
 import { makeTempDir, removeTempDir } from '../fixtures/tmp.ts';
 
 const MiB = 2 ** 20;
@@ -84,20 +83,7 @@ describe('swarm cluster: tracker + seeder + agents as processes, real registry, 
     work = await makeTempDir('swarm-cluster');
     tracker = await startTrackerProcess();
     trackerPort = Number(new URL(tracker.url).port);
-    // The registry notifies the seeder's port, picked first: fresh ports and a new registry if one was taken meanwhile.
-    seeder = await retryOnPortClash(async () => {
-      const seederPort = await freePort();
-      const peerPort = await freePort();
-      registry = await startRegistry({ auth: 'none', notificationsUrl: `http://127.0.0.1:${seederPort}/v1/notifications` });
-      try {
-        return await startSeederProcess({
-          origin: registry.url, tracker: tracker.url, dataDir: join(work, 'seeder'), seederId: SEEDER_ID, port: seederPort, peerPort, logLevel: 'trace',
-        });
-      } catch (err) {
-        await registry.stop();
-        throw err;
-      }
-    });
+    ({ seeder, registry } = await startSeederBesideRegistry({ tracker: tracker.url, dataDir: join(work, 'seeder'), seederId: SEEDER_ID, logLevel: 'trace' }));
   });
   after(async () => {
     await stopAgents().catch(() => undefined);
